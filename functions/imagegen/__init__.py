@@ -1,0 +1,1 @@
+"""Image generation service: API, worker and webhook functions on Google Cloud."""

@@ -1,0 +1,159 @@
+"""Image generation with Gemini through google-genai.
+
+One call per image: image models reject ``candidate_count > 1``, so the
+worker runs N calls in parallel. Transient failures (408, 429, 5xx) are
+retried by the SDK itself (``HttpRetryOptions``: exponential backoff with
+jitter); what is left after the retries becomes a ``GeminiError`` carrying
+the French message the job reports. Safety blocks arrive as HTTP 200 with no
+image part and are reported from ``prompt_feedback`` / ``finish_reason``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .clients import shared
+from .config import GeminiBackend, load_settings
+
+NOT_CONFIGURED = "Clé API Google non configurée"
+INVALID_KEY = "Clé API Google invalide ou expirée"
+MODEL_UNAVAILABLE = "Modèle Gemini non disponible"
+
+_RETRY_STATUS_CODES = [408, 429, 500, 502, 503, 504]
+_STYLE_HINTS = {
+    "photorealistic": "Render it as a photorealistic photograph: natural lighting, real materials, fine detail.",
+    "artistic": "Render it as an expressive artwork with visible brushwork and a bold, painterly palette.",
+    "illustration": "Render it as a clean digital illustration with clear shapes and flat, harmonious colours.",
+    "3d-render": "Render it as a high-quality 3D render: global illumination, soft shadows, physically based materials.",
+}
+
+
+class GeminiError(Exception):
+    """A model call that failed for good; ``message`` is what the job reports."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    data: bytes
+    mime_type: str
+    input_tokens: int
+    output_tokens: int
+    model_version: str
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    data: bytes
+    mime_type: str
+
+
+def compose_prompt(prompt: str, style: str) -> str:
+    """The user's prompt with the requested style folded in."""
+    return f"{prompt}\n\n{_STYLE_HINTS[style]}"
+
+
+@shared
+def _client() -> Any:
+    from google import genai
+    from google.genai import types
+
+    settings = load_settings()
+    http_options = types.HttpOptions(
+        timeout=settings.gemini_timeout_seconds * 1000,
+        retry_options=types.HttpRetryOptions(
+            attempts=settings.gemini_retry_attempts,
+            initial_delay=settings.gemini_retry_initial_delay,
+            max_delay=30.0,
+            exp_base=2.0,
+            jitter=1.0,
+            http_status_codes=_RETRY_STATUS_CODES,
+        ),
+    )
+    backend = settings.gemini_backend
+    if backend is GeminiBackend.VERTEX:
+        return genai.Client(
+            vertexai=True,
+            project=settings.project,
+            location=settings.vertex_location,
+            http_options=http_options,
+        )
+    if backend is GeminiBackend.API_KEY:
+        return genai.Client(api_key=settings.gemini_api_key, http_options=http_options)
+    if backend is GeminiBackend.STANDIN:
+        http_options.base_url = settings.gemini_standin_url
+        return genai.Client(api_key="local-stand-in", http_options=http_options)
+    raise GeminiError(NOT_CONFIGURED, "not_configured")
+
+
+def generate_image(
+    prompt: str, aspect_ratio: str, image_size: str, source: SourceImage | None = None
+) -> GeneratedImage:
+    """One image from the configured model, or ``GeminiError``."""
+    import httpx
+    import httpx2
+    from google.genai import errors, types
+
+    settings = load_settings()
+    contents: list[Any] = [prompt]
+    if source is not None:
+        contents.insert(0, types.Part.from_bytes(data=source.data, mime_type=source.mime_type))
+    config = types.GenerateContentConfig(
+        response_modalities=["IMAGE"],
+        image_config=types.ImageConfig(aspect_ratio=aspect_ratio, image_size=image_size),
+    )
+    try:
+        response = _client().models.generate_content(
+            model=settings.gemini_model, contents=contents, config=config
+        )
+    except errors.APIError as exc:
+        raise _api_error(exc) from exc
+    except (httpx.TransportError, httpx2.TransportError) as exc:  # after the SDK's retries
+        raise GeminiError("Service Gemini injoignable, réessayez plus tard", "transport") from exc
+    return _image_from(response)
+
+
+def _api_error(exc: Any) -> GeminiError:
+    text = f"{exc.status} {exc.message} {exc.details}"
+    if exc.code in (401, 403) or "API_KEY_INVALID" in text or "API key not valid" in text:
+        return GeminiError(INVALID_KEY, "invalid_key")
+    if exc.code == 404:
+        return GeminiError(MODEL_UNAVAILABLE, "model_not_found")
+    if exc.code == 429:
+        return GeminiError("Quota Gemini dépassé, réessayez plus tard", "quota")
+    if exc.code >= 500:
+        return GeminiError("Service Gemini indisponible, réessayez plus tard", "unavailable")
+    return GeminiError(f"Requête refusée par Gemini : {exc.message}", "rejected")
+
+
+def _image_from(response: Any) -> GeneratedImage:
+    feedback = response.prompt_feedback
+    if feedback is not None and feedback.block_reason:
+        reason = getattr(feedback.block_reason, "value", feedback.block_reason)
+        raise GeminiError(
+            f"Prompt bloqué par les filtres de sécurité de Gemini ({reason})", "blocked"
+        )
+    candidate = response.candidates[0] if response.candidates else None
+    parts = candidate.content.parts if candidate and candidate.content and candidate.content.parts else []
+    image = next((p.inline_data for p in parts if p.inline_data and p.inline_data.data), None)
+    if image is None:
+        finish = getattr(candidate, "finish_reason", None)
+        reason = getattr(finish, "value", finish) or "NO_IMAGE"
+        if reason in ("IMAGE_SAFETY", "SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT"):
+            raise GeminiError(
+                f"Image bloquée par les filtres de sécurité de Gemini ({reason})", "blocked"
+            )
+        raise GeminiError(f"Gemini n'a renvoyé aucune image ({reason})", "no_image")
+    usage = response.usage_metadata
+    return GeneratedImage(
+        data=image.data,
+        mime_type=image.mime_type or "image/png",
+        input_tokens=(usage.prompt_token_count or 0) if usage else 0,
+        output_tokens=(usage.candidates_token_count or 0) if usage else 0,
+        model_version=response.model_version or load_settings().gemini_model,
+    )

@@ -1,0 +1,40 @@
+"""Small helpers shared by the HTTP functions (JSON responses, request context)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import flask
+
+from .logs import TRACE_HEADER, log_context
+
+JSON_TYPE = "application/json; charset=utf-8"
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
+    """Serialize ``body`` (pydantic model or plain data) as a JSON response."""
+    if hasattr(body, "model_dump"):
+        body = body.model_dump(mode="json", exclude_none=True)
+    response = flask.Response(
+        json.dumps(body, ensure_ascii=False), status=status, content_type=JSON_TYPE
+    )
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def error_response(
+    status: int, message: str, details: list[dict[str, str]] | None = None, **headers: str
+) -> flask.Response:
+    """The API's error shape: ``{"error": message, "details": [...]}``."""
+    return json_response({"error": message, "details": details or []}, status, headers)
+
+
+@contextlib.contextmanager
+def request_context(request: flask.Request, job_id: str = "") -> Iterator[None]:
+    """Log every line of this request with its Cloud Trace id (and job id)."""
+    with log_context(trace=request.headers.get(TRACE_HEADER, ""), job_id=job_id):
+        yield

@@ -1,0 +1,134 @@
+"""Pillow post-processing: the model's picture to the exact size and format asked.
+
+Gemini image models take an aspect ratio and an ``image_size`` tier (1K, 2K,
+4K), not pixel sizes, so each seed size maps to the closest aspect ratio and
+a tier at least as large as the target; the result is then cover-resized
+(scaled to fill, centre-cropped) to the exact dimensions and encoded.
+
+=========  ======  =============================================
+size       ratio   tier per quality (standard / high / ultra)
+=========  ======  =============================================
+512x512    1:1     1K / 1K / 2K
+1024x1024  1:1     1K / 1K / 2K
+1792x1024  16:9    1K / 2K / 2K
+=========  ======  =============================================
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps
+
+# Bound on decoded pixels for anything we open (model output or user input):
+# 4K 21:9 output is 6336x2688 = 17 Mpx; 40 Mpx leaves room and refuses bombs.
+MAX_PIXELS = 40_000_000
+_INPUT_MAX_SIDE = 2048
+
+_ASPECT = {"512x512": "1:1", "1024x1024": "1:1", "1792x1024": "16:9"}
+_TIER = {
+    ("512x512", "standard"): "1K",
+    ("512x512", "high"): "1K",
+    ("512x512", "ultra"): "2K",
+    ("1024x1024", "standard"): "1K",
+    ("1024x1024", "high"): "1K",
+    ("1024x1024", "ultra"): "2K",
+    ("1792x1024", "standard"): "1K",
+    ("1792x1024", "high"): "2K",
+    ("1792x1024", "ultra"): "2K",
+}
+_CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
+_LOSSY_QUALITY = {"standard": 85, "high": 92, "ultra": 95}
+
+
+class ImageError(Exception):
+    """Bytes that are not a usable image (corrupt, unsupported or too large)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to ask the model for, and what to turn its answer into."""
+
+    aspect_ratio: str
+    image_size: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    data: bytes
+    width: int
+    height: int
+    format: str
+    content_type: str
+    extension: str
+
+    @property
+    def dimensions(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+def plan(size: str, quality: str) -> Plan:
+    width, height = (int(side) for side in size.split("x"))
+    return Plan(_ASPECT[size], _TIER[(size, quality)], width, height)
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Decode ``data`` fully, refusing decompression bombs before decoding pixels."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        if image.width * image.height > MAX_PIXELS:
+            raise ImageError(f"image trop grande ({image.width}x{image.height})")
+        image.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageError("image illisible ou format non pris en charge") from exc
+    return ImageOps.exif_transpose(image)
+
+
+def render(data: bytes, target: Plan, fmt: str, quality: str) -> EncodedImage:
+    """Cover-resize the model's image to ``target`` and encode it as ``fmt``."""
+    image = open_image(data)
+    keep_alpha = fmt in ("PNG", "WEBP") and image.mode in ("RGBA", "LA", "PA")
+    image = image.convert("RGBA" if keep_alpha else "RGB")
+    fitted = ImageOps.fit(image, (target.width, target.height), Image.Resampling.LANCZOS)
+    return EncodedImage(
+        data=_encode(fitted, fmt, quality),
+        width=fitted.width,
+        height=fitted.height,
+        format=fmt,
+        content_type=_CONTENT_TYPES[fmt],
+        extension=_EXTENSIONS[fmt],
+    )
+
+
+def _encode(image: Image.Image, fmt: str, quality: str) -> bytes:
+    out = io.BytesIO()
+    if fmt == "PNG":
+        image.save(out, "PNG", compress_level=6)
+    elif fmt == "JPEG":
+        image.save(
+            out,
+            "JPEG",
+            quality=_LOSSY_QUALITY[quality],
+            optimize=True,
+            progressive=True,
+            subsampling=0 if quality == "ultra" else 2,
+        )
+    else:
+        image.save(out, "WEBP", quality=_LOSSY_QUALITY[quality], method=4)
+    return out.getvalue()
+
+
+def prepare_input(data: bytes) -> tuple[bytes, str]:
+    """Normalise a user's source image for the model: upright, RGB, ≤2048 px, JPEG.
+
+    Re-encoding strips metadata and bounds what we send (and pay tokens for).
+    """
+    image = open_image(data).convert("RGB")
+    image.thumbnail((_INPUT_MAX_SIDE, _INPUT_MAX_SIDE), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90)
+    return out.getvalue(), "image/jpeg"

@@ -1,0 +1,256 @@
+"""Request and response models of the public API.
+
+The request model is the single source of truth for validation and for the
+OpenAPI document: every constraint declared here shows up in
+``/openapi.json``. Validation errors carry the seed's French messages, one per
+bad field, through ``validation_messages``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+MAX_PROMPT_CHARS = 4000
+MAX_URL_CHARS = 2048
+SIZES = ("512x512", "1024x1024", "1792x1024")
+FORMATS = ("PNG", "JPEG", "WEBP")
+STYLES = ("photorealistic", "artistic", "illustration", "3d-render")
+QUALITIES = ("standard", "high", "ultra")
+WEBHOOK_EVENTS = ("completed", "failed", "progress", "cancelled")
+JOB_ID_PATTERN = re.compile(r"^img_[a-z0-9]{8,32}$")
+# C0/C1 control characters other than tab, newline and carriage return.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_URL = re.compile(r"^https?://[^\s/?#@]+(?::\d{1,5})?(?:[/?#]\S*)?$", re.IGNORECASE)
+
+
+class JobStatus(str, enum.Enum):
+    """Job lifecycle, in the seed's order; the last three are terminal."""
+
+    PENDING = "PENDING"
+    INITIALIZING = "INITIALIZING"
+    GENERATING = "GENERATING"
+    SAVING = "SAVING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def _invalid(message: str) -> PydanticCustomError:
+    return PydanticCustomError("invalid_field", message)
+
+
+def _choice_message(field: str, choices: tuple[str, ...]) -> str:
+    return f"{field} doit être l'une des valeurs : {', '.join(choices)}"
+
+
+def _check_url(field: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_URL_CHARS or not _URL.match(value.strip()):
+        raise _invalid(f"{field} doit être une URL http(s) valide")
+    return value.strip()
+
+
+def _check_choice(field: str, value: Any, choices: tuple[str, ...]) -> Any:
+    """Accept exactly one of the seed's spellings (the OpenAPI enum says the same)."""
+    if isinstance(value, str) and value in choices:
+        return value
+    raise _invalid(_choice_message(field, choices))
+
+
+class GenerateRequest(BaseModel):
+    """Body of ``POST /api/images/generate``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str = Field(
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        description="Description textuelle de l'image à générer",
+        examples=["Un chat astronaute flottant dans l'espace"],
+    )
+    input_image_url: str | None = Field(
+        default=None,
+        max_length=MAX_URL_CHARS,
+        pattern=r"^[hH][tT][tT][pP][sS]?://",
+        description="URL http(s) d'une image source pour la génération multimodale",
+    )
+    num_images: int = Field(default=1, ge=1, le=4, description="Nombre d'images à générer")
+    size: Literal["512x512", "1024x1024", "1792x1024"] = Field(
+        default="1024x1024", description="Dimensions exactes des images"
+    )
+    format: Literal["PNG", "JPEG", "WEBP"] = Field(default="PNG", description="Format de sortie")
+    style: Literal["photorealistic", "artistic", "illustration", "3d-render"] = Field(
+        default="photorealistic", description="Style visuel"
+    )
+    quality: Literal["standard", "high", "ultra"] = Field(
+        default="high", description="Qualité de génération"
+    )
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=MAX_URL_CHARS,
+        pattern=r"^[hH][tT][tT][pP][sS]?://",
+        description="URL http(s) qui reçoit les webhooks de cette tâche (prioritaire sur WEBHOOK_URL)",
+    )
+    webhook_events: list[Literal["completed", "failed", "progress", "cancelled"]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=len(WEBHOOK_EVENTS),
+        description="Événements envoyés au webhook (défaut : completed, failed, cancelled)",
+    )
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            raise _invalid("Prompt requis")
+        value = value.strip()
+        if len(value) > MAX_PROMPT_CHARS:
+            raise _invalid(f"Le prompt ne doit pas dépasser {MAX_PROMPT_CHARS} caractères")
+        if _CONTROL_CHARS.search(value):
+            raise _invalid("Le prompt contient des caractères de contrôle non autorisés")
+        return value
+
+    @field_validator("num_images", mode="before")
+    @classmethod
+    def _num_images(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4:
+            raise _invalid("num_images doit être entre 1 et 4")
+        return value
+
+    @field_validator("input_image_url", "webhook_url", mode="before")
+    @classmethod
+    def _urls(cls, value: Any, info: Any) -> Any:
+        return _check_url(info.field_name, value)
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        return _check_choice("size", value, SIZES)
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _format(cls, value: Any) -> Any:
+        return _check_choice("format", value, FORMATS)
+
+    @field_validator("style", mode="before")
+    @classmethod
+    def _style(cls, value: Any) -> Any:
+        return _check_choice("style", value, STYLES)
+
+    @field_validator("quality", mode="before")
+    @classmethod
+    def _quality(cls, value: Any) -> Any:
+        return _check_choice("quality", value, QUALITIES)
+
+    @field_validator("webhook_events", mode="before")
+    @classmethod
+    def _webhook_events(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        message = f"webhook_events doit être une liste non vide parmi : {', '.join(WEBHOOK_EVENTS)}"
+        if not isinstance(value, list) or not value:
+            raise _invalid(message)
+        events = [_check_choice("webhook_events", item, WEBHOOK_EVENTS) for item in value]
+        return list(dict.fromkeys(events))
+
+    def job_fields(self) -> dict[str, Any]:
+        """The generation parameters stored on the job (webhook settings apart)."""
+        return self.model_dump(exclude={"webhook_url", "webhook_events"})
+
+
+def validation_messages(error: ValidationError) -> list[dict[str, str]]:
+    """One ``{field, message}`` per bad field, in the seed's French wording."""
+    details: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else "body"
+        if field in seen:
+            continue
+        seen.add(field)
+        if item["type"] == "missing" and field == "prompt":
+            message = "Prompt requis"
+        elif item["type"] == "extra_forbidden":
+            message = f"Champ inconnu : {field[:64]}"
+        elif item["type"] == "invalid_field":
+            message = item["msg"]
+        else:
+            message = f"Valeur invalide pour {field}"
+        details.append({"field": field[:64], "message": message})
+    return details
+
+
+# Response models: used to shape responses and to document them in OpenAPI.
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="Message principal, en français")
+    details: list[dict[str, str]] = Field(
+        default_factory=list, description="Un message par champ invalide"
+    )
+
+
+class CreateJobResponse(BaseModel):
+    job_id: str
+    status: JobStatus
+    message: str
+
+
+class StatusResponse(BaseModel):
+    job_id: str
+    status: JobStatus
+    message: str
+    progress: int = Field(ge=0, le=100)
+    created_at: str = Field(description="ISO 8601, UTC")
+    updated_at: str = Field(description="ISO 8601, UTC")
+    errors: list[str] | None = Field(default=None, description="Présent si FAILED")
+
+
+class ImageInfo(BaseModel):
+    file_path: str = Field(description="Objet Cloud Storage (gs://bucket/generated_images/...)")
+    url: str = Field(description="URL de téléchargement de l'image")
+    description: str
+    format: Literal["PNG", "JPEG", "WEBP"]
+    size_bytes: int
+    dimensions: str = Field(examples=["1024x1024"])
+
+
+class ResultMetadata(BaseModel):
+    model_name: str
+    version: str
+    generation_time_seconds: float
+    input_tokens: int
+    output_size_bytes: int
+    timestamp: str
+
+
+class ResultResponse(BaseModel):
+    job_id: str
+    status: JobStatus
+    message: str
+    progress: int | None = Field(default=None, description="Présent tant que la tâche n'est pas finie")
+    images: list[ImageInfo] | None = None
+    metadata: ResultMetadata | None = None
+    errors: list[str] | None = None
+
+
+class HealthResponse(BaseModel):
+    status: Literal["healthy"]
+    features: dict[str, bool]
+    model: str
+    gemini_backend: str = Field(description="vertex-ai, gemini-api, stand-in ou none")

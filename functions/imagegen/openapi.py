@@ -1,0 +1,127 @@
+"""OpenAPI 3.1 document, generated from the pydantic models so it cannot drift.
+
+OpenAPI 3.1 uses JSON Schema 2020-12, which is what pydantic emits; the
+models' ``$defs`` are hoisted into ``components/schemas``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from pydantic import BaseModel
+
+from .models import (
+    CreateJobResponse,
+    ErrorResponse,
+    GenerateRequest,
+    HealthResponse,
+    ResultResponse,
+    StatusResponse,
+)
+
+_REF = "#/components/schemas/{model}"
+_JOB_ID = {
+    "name": "job_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "maxLength": 64},
+    "description": "Identifiant renvoyé par /api/images/generate (img_...)",
+}
+
+
+def _schemas() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    models: list[type[BaseModel]] = [
+        GenerateRequest,
+        CreateJobResponse,
+        StatusResponse,
+        ResultResponse,
+        ErrorResponse,
+        HealthResponse,
+    ]
+    for model in models:
+        schema = model.model_json_schema(ref_template=_REF)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return schemas
+
+
+def _json(model: str, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": _REF.format(model=model)}}},
+    }
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json("ErrorResponse", description)
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "API de génération d'images (Gemini)",
+            "version": "1.0.0",
+            "description": (
+                "Crée des tâches de génération d'images asynchrones, suivies par "
+                "sondage (status/result) ou par webhook."
+            ),
+        },
+        "paths": {
+            "/api/images/generate": {
+                "post": {
+                    "operationId": "generateImages",
+                    "summary": "Générer des images",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": _REF.format(model="GenerateRequest")}}
+                        },
+                    },
+                    "responses": {
+                        "202": _json("CreateJobResponse", "Tâche créée (PENDING)"),
+                        "400": _error("Requête invalide (un message par champ)"),
+                        "413": _error("Corps trop volumineux"),
+                        "500": _error("Clé API Google non configurée"),
+                        "503": _error("Service temporairement indisponible"),
+                    },
+                }
+            },
+            "/api/images/status/{job_id}": {
+                "get": {
+                    "operationId": "getJobStatus",
+                    "summary": "Vérifier le statut",
+                    "parameters": [_JOB_ID],
+                    "responses": {
+                        "200": _json("StatusResponse", "Statut de la tâche"),
+                        "404": _error("Tâche introuvable"),
+                        "503": _error("Service temporairement indisponible"),
+                    },
+                }
+            },
+            "/api/images/result/{job_id}": {
+                "get": {
+                    "operationId": "getJobResult",
+                    "summary": "Récupérer les résultats",
+                    "parameters": [_JOB_ID],
+                    "responses": {
+                        "200": _json("ResultResponse", "Tâche terminée (COMPLETED, FAILED ou CANCELLED)"),
+                        "202": _json("ResultResponse", "Tâche en cours : statut et progression, sans images"),
+                        "404": _error("Tâche introuvable"),
+                        "503": _error("Service temporairement indisponible"),
+                    },
+                }
+            },
+            "/health": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "État du service",
+                    "responses": {"200": _json("HealthResponse", "Service en bonne santé")},
+                }
+            },
+        },
+        "components": {"schemas": _schemas()},
+    }

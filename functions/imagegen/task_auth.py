@@ -1,0 +1,53 @@
+"""Only Cloud Tasks may call the task targets (worker, webhook delivery).
+
+Precedence: when ``TASKS_SERVICE_ACCOUNT`` is set (production) the request
+must carry a Google-signed OIDC token whose audience is the target URL and
+whose email is that service account. Otherwise, when ``TASKS_SHARED_SECRET``
+is set (the local stack), the ``X-Tasks-Secret`` header must match it. With
+neither set, every caller is refused: a misconfigured worker fails closed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+from typing import Any
+
+from .config import load_settings
+from .task_queue import SECRET_HEADER
+
+_ISSUERS = {"https://accounts.google.com", "accounts.google.com"}
+
+
+class Unauthorized(Exception):
+    """The caller is not the queue; the target answers 401 and changes nothing."""
+
+
+@functools.cache
+def _google_request() -> Any:
+    from google.auth.transport import requests
+
+    return requests.Request()
+
+
+def verify_task_caller(headers: Any, audience: str) -> None:
+    """Raise ``Unauthorized`` unless ``headers`` prove the call comes from Cloud Tasks."""
+    settings = load_settings()
+    if settings.tasks_service_account:
+        from google.oauth2 import id_token
+
+        scheme, _, token = headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("jeton OIDC manquant")
+        try:
+            claims = id_token.verify_oauth2_token(token, _google_request(), audience=audience)
+        except ValueError as exc:
+            raise Unauthorized(f"jeton OIDC invalide : {exc}") from exc
+        if claims.get("iss") not in _ISSUERS or claims.get("email") != settings.tasks_service_account:
+            raise Unauthorized("jeton OIDC d'un autre compte de service")
+        if not claims.get("email_verified", False):
+            raise Unauthorized("adresse du compte de service non vérifiée")
+        return
+    expected = settings.tasks_shared_secret
+    if not expected or not hmac.compare_digest(headers.get(SECRET_HEADER, ""), expected):
+        raise Unauthorized("secret de tâche invalide")

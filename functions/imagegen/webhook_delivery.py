@@ -1,0 +1,217 @@
+"""Cloud Tasks target: send one webhook, record the attempt, let the queue retry.
+
+One task per webhook event (named by the event id), so each event is retried
+on its own with the queue's exponential backoff (10 s doubling to 1 h, 25
+attempts, 24 h) and a receiver that is down never delays other jobs.
+
+Answers: 2xx from the receiver -> 200 (delivered); network error, timeout,
+408, 429 or 5xx -> 503 so Cloud Tasks retries; any other status (3xx are not
+followed, 4xx) -> 200 and the record is ``abandoned``. A record already
+``delivered``/``abandoned`` is a 200 no-op, so a duplicated task sends nothing.
+
+Before sending, the attempt takes a lease on the record in a transaction
+(state ``sending``); a concurrent duplicate finding a live lease answers 409
+and Cloud Tasks tries it later. Each attempt is then recorded in a second
+transaction. The job document is never touched: its status does not depend
+on its webhooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import flask
+import httpx
+
+from . import webhooks
+from .clients import firestore_client
+from .config import Settings, load_settings
+from .http import error_response, json_response, request_context
+from .job_store import utcnow
+from .logs import fields, log_context
+from .models import JOB_ID_PATTERN
+from .task_auth import Unauthorized, verify_task_caller
+
+logger = logging.getLogger(__name__)
+
+RETRY_COUNT_HEADER = "X-CloudTasks-TaskRetryCount"
+FINAL_STATES = ("delivered", "abandoned")
+ATTEMPT_LOG_SIZE = 20
+_TX_ATTEMPTS = 10
+_RETRYABLE_STATUSES = {408, 429}
+
+
+@dataclass(frozen=True)
+class Lease:
+    """``send``: this request may send; ``done``/``busy``/``missing``: it must not."""
+
+    outcome: Literal["send", "done", "busy", "missing"]
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    at: datetime
+    status_code: int | None
+    error: str | None
+    state: Literal["delivered", "retrying", "abandoned"]
+    duration_ms: int
+
+
+def lease_seconds(settings: Settings) -> int:
+    """Longest one attempt can take: httpx applies the timeout to connect, write
+    and read separately (the body is never read), plus a margin."""
+    return 3 * settings.webhook_timeout_seconds + 5
+
+
+def _transaction() -> Any:
+    return firestore_client().transaction(max_attempts=_TX_ATTEMPTS)
+
+
+def take_lease(ref: Any, token: str, settings: Settings) -> Lease:
+    from google.cloud import firestore
+
+    @firestore.transactional
+    def take(transaction: Any) -> Lease:
+        snapshot = ref.get(transaction=transaction)
+        if not snapshot.exists:
+            return Lease("missing", {})
+        record = snapshot.to_dict()
+        now = utcnow()
+        if record["state"] in FINAL_STATES:
+            return Lease("done", record)
+        if record["state"] == "sending" and record["lease_expires_at"] > now:
+            return Lease("busy", record)
+        expires = now + timedelta(seconds=lease_seconds(settings))
+        transaction.update(ref, {"state": "sending", "lease_token": token, "lease_expires_at": expires})
+        return Lease("send", record)
+
+    return take(_transaction())
+
+
+def outcome_state(status_code: int | None) -> Literal["delivered", "retrying", "abandoned"]:
+    if status_code is None or status_code in _RETRYABLE_STATUSES or status_code >= 500:
+        return "retrying"
+    return "delivered" if 200 <= status_code < 300 else "abandoned"
+
+
+def delivery_headers(record: dict[str, Any], settings: Settings, at: datetime) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "User-Agent": webhooks.USER_AGENT}
+    if settings.is_production and settings.webhook_secret:
+        headers["X-Webhook-Secret"] = settings.webhook_secret  # the seed's header
+    return headers | webhooks.signature_headers(
+        record["event_id"], record["payload"], settings.webhook_secret, at
+    )
+
+
+def send(record: dict[str, Any], settings: Settings) -> Attempt:
+    """POST the stored payload once; redirects are not followed, the body not read."""
+    at = utcnow()
+    started = time.monotonic()
+    status_code, error = None, None
+    try:
+        with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
+            with client.stream(
+                "POST",
+                record["url"],
+                content=record["payload"].encode(),
+                headers=delivery_headers(record, settings, at),
+            ) as response:
+                status_code = response.status_code
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    if status_code is not None and not 200 <= status_code < 300:
+        error = f"HTTP {status_code}"
+    duration_ms = int((time.monotonic() - started) * 1000)
+    return Attempt(at, status_code, error, outcome_state(status_code), duration_ms)
+
+
+def record_attempt(ref: Any, token: str, attempt: Attempt, retry_count: str) -> None:
+    """Count the attempt; set the state only while this request holds the lease
+    (a takeover after expiry owns it then), except that delivered always sticks."""
+    from google.cloud import firestore
+
+    @firestore.transactional
+    def record(transaction: Any) -> None:
+        current = ref.get(transaction=transaction).to_dict()
+        entry = {
+            "at": attempt.at,
+            "status_code": attempt.status_code,
+            "error": attempt.error,
+            "state": attempt.state,
+            "duration_ms": attempt.duration_ms,
+            "task_retry_count": retry_count,
+        }
+        changes: dict[str, Any] = {
+            "attempts": current.get("attempts", 0) + 1,
+            "attempt_log": (current.get("attempt_log") or [])[-(ATTEMPT_LOG_SIZE - 1):] + [entry],
+            "last_status_code": attempt.status_code,
+            "last_error": attempt.error,
+            "last_attempt_at": attempt.at,
+        }
+        if current["state"] != "delivered" and (
+            current.get("lease_token") == token or attempt.state == "delivered"
+        ):
+            changes |= {"state": attempt.state, "lease_token": None, "lease_expires_at": None}
+            if attempt.state == "delivered":
+                changes["delivered_at"] = attempt.at
+        transaction.update(ref, changes)
+
+    record(_transaction())
+
+
+def deliver(job_id: str, event_id: str, retry_count: str) -> flask.Response:
+    settings = load_settings()
+    ref = webhooks.delivery_ref(job_id, event_id)
+    token = secrets.token_hex(8)
+    lease = take_lease(ref, token, settings)
+    context = {"event_id": event_id, "task_retry_count": retry_count}
+    if lease.outcome == "missing":
+        logger.error("webhook delivery record not found", **fields(**context))
+        return json_response({"event_id": event_id, "state": "missing"})
+    if lease.outcome == "done":
+        logger.info("webhook already %s", lease.record["state"], **fields(**context))
+        return json_response({"event_id": event_id, "state": lease.record["state"]})
+    if lease.outcome == "busy":
+        logger.info("webhook being sent by another delivery", **fields(**context))
+        return error_response(409, "Webhook en cours d'envoi par une autre tâche")
+
+    attempt = send(lease.record, settings)
+    record_attempt(ref, token, attempt, retry_count)
+    log = fields(
+        **context,
+        event=lease.record["event"],
+        status_code=attempt.status_code,
+        error=attempt.error,
+        state=attempt.state,
+        duration_ms=attempt.duration_ms,
+    )
+    if attempt.state == "retrying":
+        logger.warning("webhook attempt failed, Cloud Tasks will retry", **log)
+        return error_response(503, "Destinataire du webhook indisponible, nouvel essai plus tard")
+    level = logging.INFO if attempt.state == "delivered" else logging.ERROR
+    logger.log(level, "webhook %s", attempt.state, **log)
+    return json_response({"event_id": event_id, "state": attempt.state})
+
+
+def handle_request(request: flask.Request) -> flask.Response:
+    """Entry point of ``webhook_delivery``: body ``{"job_id", "event_id"}``."""
+    settings = load_settings()
+    with request_context(request):
+        try:
+            verify_task_caller(request.headers, audience=settings.webhook_delivery_url)
+        except Unauthorized as exc:
+            logger.warning("webhook delivery refused: %s", exc)
+            return error_response(401, "Appelant non autorisé")
+        body = request.get_json(silent=True)
+        body = body if isinstance(body, dict) else {}
+        job_id, event_id = str(body.get("job_id", "")), str(body.get("event_id", ""))
+        if not JOB_ID_PATTERN.match(job_id) or not webhooks.EVENT_ID_PATTERN.match(event_id):
+            return error_response(400, "Corps de tâche invalide : job_id et event_id requis")
+        with log_context(job_id=job_id):
+            return deliver(job_id, event_id, request.headers.get(RETRY_COUNT_HEADER, ""))

@@ -1,0 +1,202 @@
+"""The Cloud Tasks target that turns a PENDING job into images.
+
+Cloud Tasks delivers at least once, so each delivery first claims the job's
+lease (``job_store.claim_job``):
+
+* finished job: answer 200 and do nothing (no second round of model calls);
+* lease held by another live delivery: answer 409, Cloud Tasks retries later;
+* otherwise run it. Images already stored by an earlier, interrupted
+  delivery are kept: only the missing ones are generated, under the same
+  deterministic object names, so a job never holds more than N images.
+
+Model and input errors fail the job for good (answer 200: retrying would not
+help). Infrastructure errors answer 500 so Cloud Tasks retries, except on the
+queue's last attempt, where the job is failed rather than left hanging.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import flask
+
+from . import gemini, imaging, job_store, source_image, storage
+from .config import load_settings
+from .http import error_response, json_response, request_context
+from .job_store import LeaseLost
+from .logs import fields, log_context
+from .models import JOB_ID_PATTERN, JobStatus
+from .results import iso
+from .task_auth import Unauthorized, verify_task_caller
+
+logger = logging.getLogger(__name__)
+
+_GENERATING_START, _GENERATING_END = 10, 90
+
+
+class _JobFailed(Exception):
+    """A permanent failure: the job ends FAILED with this message."""
+
+
+def handle(request: flask.Request) -> flask.Response:
+    """Authenticate the queue, then run the job named in the task body."""
+    with request_context(request):
+        if request.method != "POST":
+            return error_response(405, "Méthode non autorisée")
+        settings = load_settings()
+        try:
+            verify_task_caller(request.headers, audience=settings.worker_url)
+        except Unauthorized as exc:
+            logger.warning("worker call refused: %s", exc)
+            return error_response(401, "Appel non autorisé")
+        body = request.get_json(silent=True)
+        job_id = body.get("job_id") if isinstance(body, dict) else None
+        if not isinstance(job_id, str) or not JOB_ID_PATTERN.match(job_id):
+            # Retrying a malformed task would never succeed: drop it loudly.
+            logger.error("malformed worker task body dropped")
+            return json_response({"outcome": "dropped"})
+        task = request.headers.get("X-CloudTasks-TaskName", "direct")
+        attempt = int(request.headers.get("X-CloudTasks-TaskRetryCount", "0") or 0) + 1
+        with log_context(job_id=job_id):
+            outcome, status = run(job_id, f"{task}:{uuid.uuid4().hex[:12]}", attempt)
+        return json_response({"job_id": job_id, "outcome": outcome}, status)
+
+
+def run(job_id: str, worker_id: str, attempt: int) -> tuple[str, int]:
+    """Claim and run one job; returns (outcome, HTTP status for Cloud Tasks)."""
+    settings = load_settings()
+    claim = job_store.claim_job(job_id, worker_id, settings.job_lease_seconds)
+    if claim.outcome != "run":
+        logger.info("delivery not run: %s", claim.outcome, **fields(attempt=attempt))
+        return claim.outcome, 409 if claim.outcome == "busy" else 200
+    logger.info("job claimed", **fields(attempt=attempt, worker_id=worker_id))
+    try:
+        _process(claim.job, worker_id)
+    except LeaseLost:
+        logger.info("job cancelled or taken over; stopping")
+        return "stopped", 200
+    except _JobFailed as exc:
+        _finish_failed(job_id, worker_id, str(exc))
+        return "failed", 200
+    except Exception:
+        logger.exception("job attempt crashed", **fields(attempt=attempt))
+        if attempt >= settings.worker_max_attempts:
+            _finish_failed(job_id, worker_id, "Échec de la génération après plusieurs tentatives")
+            return "failed", 200
+        try:
+            job_store.release_lease(job_id, worker_id)
+        except Exception:  # the lease then simply expires after JOB_LEASE_SECONDS
+            logger.warning("could not release the lease", exc_info=True)
+        return "retry", 500
+    return "completed", 200
+
+
+def _finish_failed(job_id: str, worker_id: str, message: str) -> None:
+    logger.warning("job failed: %s", message)
+    try:
+        job_store.set_status(job_id, worker_id, JobStatus.FAILED, progress=100, errors=[message])
+    except LeaseLost:
+        logger.info("job already ended elsewhere")
+
+
+def _process(job: dict[str, Any], worker_id: str) -> None:
+    job_id = job["job_id"]
+    request = job["request"]
+    target = imaging.plan(request["size"], request["quality"])
+    prompt = gemini.compose_prompt(request["prompt"], request["style"])
+    started = time.monotonic()
+    try:
+        source = source_image.fetch(request["input_image_url"]) if request["input_image_url"] else None
+    except source_image.SourceImageError as exc:
+        raise _JobFailed(str(exc)) from exc
+
+    total = request["num_images"]
+    images: dict[str, Any] = dict(job.get("images") or {})
+    job_store.set_status(
+        job_id, worker_id, JobStatus.GENERATING, progress=_progress(len(images), total)
+    )
+    lock = threading.Lock()
+
+    def make(index: int) -> None:
+        generated = gemini.generate_image(prompt, target.aspect_ratio, target.image_size, source)
+        encoded = imaging.render(generated.data, target, request["format"], request["quality"])
+        name = storage.object_name(job_id, index, encoded.extension)
+        storage.upload(name, encoded.data, encoded.content_type)
+        record = {
+            "object_name": name,
+            "format": encoded.format,
+            "content_type": encoded.content_type,
+            "size_bytes": len(encoded.data),
+            "dimensions": encoded.dimensions,
+            "description": request["prompt"],
+            "input_tokens": generated.input_tokens,
+            "output_tokens": generated.output_tokens,
+            "model_version": generated.model_version,
+        }
+        with lock:
+            done = len(images) + 1
+            try:
+                job_store.update_owned(
+                    job_id,
+                    worker_id,
+                    {
+                        f"images.`{index}`": record,
+                        "progress": _progress(done, total),
+                        "message": f"Génération en cours... ({done}/{total})",
+                    },
+                )
+            except LeaseLost:
+                storage.delete(name)  # cancelled meanwhile: leave no image behind
+                raise
+            images[str(index)] = record
+        logger.info("image %d/%d generated", index, total, **fields(dimensions=encoded.dimensions))
+
+    missing = [i for i in range(1, total + 1) if str(i) not in images]
+    try:
+        _run_parallel(make, missing)
+    except gemini.GeminiError as exc:
+        raise _JobFailed(exc.message) from exc
+    except imaging.ImageError as exc:
+        raise _JobFailed(f"Image renvoyée par Gemini inutilisable : {exc}") from exc
+
+    job_store.set_status(job_id, worker_id, JobStatus.SAVING, progress=95)
+    ordered = [images[str(i)] for i in range(1, total + 1)]
+    metadata = {
+        "model_name": load_settings().gemini_model,
+        "version": ordered[0]["model_version"],
+        "generation_time_seconds": round(time.monotonic() - started, 2),
+        "input_tokens": sum(image["input_tokens"] for image in ordered),
+        "output_size_bytes": sum(image["size_bytes"] for image in ordered),
+        "timestamp": iso(job_store.utcnow()),
+    }
+    job_store.set_status(
+        job_id,
+        worker_id,
+        JobStatus.COMPLETED,
+        progress=100,
+        message=f"{total} image(s) générée(s) avec succès",
+        metadata=metadata,
+    )
+    logger.info("job completed", **fields(images=total, seconds=metadata["generation_time_seconds"]))
+
+
+def _run_parallel(make: Any, indexes: list[int]) -> None:
+    """Run ``make`` for every index at once; re-raise the first failure."""
+    if not indexes:
+        return
+    with ThreadPoolExecutor(max_workers=len(indexes), thread_name_prefix="gemini") as pool:
+        # Each thread gets a copy of the context so its logs keep the job id and trace.
+        futures = [pool.submit(contextvars.copy_context().run, make, i) for i in indexes]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]
+
+
+def _progress(done: int, total: int) -> int:
+    return _GENERATING_START + (_GENERATING_END - _GENERATING_START) * done // total
