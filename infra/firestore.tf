@@ -1,0 +1,88 @@
+# Firestore (Native mode) "(default)" database, TTL policies and the composite
+# indexes used by the job listing. infra/firestore.indexes.json holds the same
+# indexes for the Firebase CLI / emulator.
+
+resource "google_firestore_database" "default" {
+  count = var.create_firestore_database ? 1 : 0
+
+  project                           = var.project_id
+  name                              = "(default)"
+  location_id                       = local.firestore_location
+  type                              = "FIRESTORE_NATIVE"
+  concurrency_mode                  = "OPTIMISTIC"
+  app_engine_integration_mode       = "DISABLED"
+  point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_DISABLED"
+  delete_protection_state           = var.firestore_delete_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
+  # `terraform destroy` leaves the database (and its data) in place.
+  deletion_policy = "ABANDON"
+
+  depends_on = [google_project_service.this]
+}
+
+# TTL policies: Firestore deletes documents (typically within 24h) once the
+# timestamp in `expires_at` has passed. Single-field indexes on the TTL field are
+# disabled (`index_config {}`): nothing queries it and indexing a monotonically
+# increasing timestamp causes write hot-spots.
+resource "google_firestore_field" "idempotency_keys_ttl" {
+  project    = var.project_id
+  database   = local.firestore_database
+  collection = local.idempotency_collection
+  field      = local.ttl_field
+
+  ttl_config {}
+  index_config {}
+}
+
+resource "google_firestore_field" "image_jobs_ttl" {
+  project    = var.project_id
+  database   = local.firestore_database
+  collection = local.jobs_collection
+  field      = local.ttl_field
+
+  ttl_config {}
+  index_config {}
+
+  # Field-config operations on one database are serialised.
+  depends_on = [google_firestore_field.idempotency_keys_ttl]
+}
+
+# GET /v1/jobs: where owner == X order by created_at desc
+resource "google_firestore_index" "jobs_by_owner_created" {
+  project     = var.project_id
+  database    = local.firestore_database
+  collection  = local.jobs_collection
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "owner"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+}
+
+# GET /v1/jobs?status=...: where owner == X and status == Y order by created_at desc
+resource "google_firestore_index" "jobs_by_owner_status_created" {
+  project     = var.project_id
+  database    = local.firestore_database
+  collection  = local.jobs_collection
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "owner"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+}

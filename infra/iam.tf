@@ -1,0 +1,242 @@
+# One service account per function plus the OIDC identity of the queues and
+# the Cloud Build identity. Every grant is scoped to the narrowest resource
+# that the API allows (queue, bucket, secret, service account, service);
+# project-level grants are only used where no narrower scope exists
+# (Firestore, Vertex AI, Eventarc event receiving, Cloud Build).
+
+resource "google_service_account" "api" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-api"
+  display_name = "${var.name_prefix} api function"
+  description  = "Runtime identity of the public API function."
+  depends_on   = [google_project_service.this]
+}
+
+resource "google_service_account" "worker" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-worker"
+  display_name = "${var.name_prefix} worker function"
+  description  = "Runtime identity of the image generation worker."
+  depends_on   = [google_project_service.this]
+}
+
+resource "google_service_account" "webhook_trigger" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-wh-trigger"
+  display_name = "${var.name_prefix} webhook trigger function"
+  description  = "Runtime and Eventarc trigger identity of the Firestore-triggered webhook fan-out function."
+  depends_on   = [google_project_service.this]
+}
+
+resource "google_service_account" "webhook_delivery" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-wh-delivery"
+  display_name = "${var.name_prefix} webhook delivery function"
+  description  = "Runtime identity of the webhook delivery function."
+  depends_on   = [google_project_service.this]
+}
+
+resource "google_service_account" "tasks_invoker" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-tasks"
+  display_name = "${var.name_prefix} Cloud Tasks invoker"
+  description  = "OIDC identity of the Cloud Tasks HTTP tasks; may only invoke the worker and webhook_delivery functions."
+  depends_on   = [google_project_service.this]
+}
+
+resource "google_service_account" "builder" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-builder"
+  display_name = "${var.name_prefix} function builder"
+  description  = "Cloud Build identity that builds the function containers."
+  depends_on   = [google_project_service.this]
+}
+
+locals {
+  runtime_members = {
+    api              = "serviceAccount:${google_service_account.api.email}"
+    worker           = "serviceAccount:${google_service_account.worker.email}"
+    webhook_trigger  = "serviceAccount:${google_service_account.webhook_trigger.email}"
+    webhook_delivery = "serviceAccount:${google_service_account.webhook_delivery.email}"
+  }
+  tasks_invoker_member = "serviceAccount:${google_service_account.tasks_invoker.email}"
+  builder_member       = "serviceAccount:${google_service_account.builder.email}"
+}
+
+# ---------------------------------------------------------------------------
+# Firestore: read/write documents (no narrower scope than the project exists).
+# ---------------------------------------------------------------------------
+
+resource "google_project_iam_member" "datastore_user" {
+  for_each = local.runtime_members
+
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = each.value
+}
+
+# ---------------------------------------------------------------------------
+# api
+# ---------------------------------------------------------------------------
+
+# Enqueue image jobs.
+resource "google_cloud_tasks_queue_iam_member" "api_enqueue_jobs" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_tasks_queue.jobs.name
+  role     = "roles/cloudtasks.enqueuer"
+  member   = local.runtime_members.api
+}
+
+# Creating a task with an OIDC token for tasks-invoker requires actAs on it.
+resource "google_service_account_iam_member" "api_act_as_tasks_invoker" {
+  service_account_id = google_service_account.tasks_invoker.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = local.runtime_members.api
+}
+
+# V4 signed URLs: functions have no private key, so the api signs through
+# iamcredentials signBlob with its own identity.
+resource "google_service_account_iam_member" "api_sign_blob_self" {
+  service_account_id = google_service_account.api.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.runtime_members.api
+}
+
+# Read image metadata / objects when building job responses.
+resource "google_storage_bucket_iam_member" "api_images_read" {
+  bucket = google_storage_bucket.images.name
+  role   = "roles/storage.objectViewer"
+  member = local.runtime_members.api
+}
+
+# ---------------------------------------------------------------------------
+# worker
+# ---------------------------------------------------------------------------
+
+# Create (and on retries overwrite) images. objectUser = create/read/update/
+# delete objects, without any IAM or bucket administration.
+resource "google_storage_bucket_iam_member" "worker_images_write" {
+  bucket = google_storage_bucket.images.name
+  role   = "roles/storage.objectUser"
+  member = local.runtime_members.worker
+}
+
+resource "google_secret_manager_secret_iam_member" "worker_gemini_key" {
+  count = var.use_vertex_ai ? 0 : 1
+
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.gemini_api_key[0].secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = local.runtime_members.worker
+}
+
+resource "google_project_iam_member" "worker_vertex" {
+  count = var.use_vertex_ai ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/aiplatform.user"
+  member  = local.runtime_members.worker
+}
+
+# ---------------------------------------------------------------------------
+# webhook_trigger (Firestore -> Eventarc -> function -> webhook queue)
+# ---------------------------------------------------------------------------
+
+resource "google_cloud_tasks_queue_iam_member" "webhook_trigger_enqueue" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_tasks_queue.webhooks.name
+  role     = "roles/cloudtasks.enqueuer"
+  member   = local.runtime_members.webhook_trigger
+}
+
+resource "google_service_account_iam_member" "webhook_trigger_act_as_tasks_invoker" {
+  service_account_id = google_service_account.tasks_invoker.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = local.runtime_members.webhook_trigger
+}
+
+# The function's SA is also the Eventarc trigger identity: it must be allowed
+# to receive events (project scope only) and to invoke the function.
+resource "google_project_iam_member" "webhook_trigger_event_receiver" {
+  project = var.project_id
+  role    = "roles/eventarc.eventReceiver"
+  member  = local.runtime_members.webhook_trigger
+}
+
+resource "google_cloud_run_v2_service_iam_member" "webhook_trigger_invoker" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.webhook_trigger.name
+  role     = "roles/run.invoker"
+  member   = local.runtime_members.webhook_trigger
+}
+
+# ---------------------------------------------------------------------------
+# webhook_delivery
+# ---------------------------------------------------------------------------
+
+resource "google_secret_manager_secret_iam_member" "webhook_delivery_secret" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.webhook.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = local.runtime_members.webhook_delivery
+}
+
+# ---------------------------------------------------------------------------
+# Invocation
+# ---------------------------------------------------------------------------
+
+# The API is public at the network and IAM level; it authenticates callers
+# itself with API keys.
+resource "google_cloud_run_v2_service_iam_member" "api_public" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.api.name
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
+# Only Cloud Tasks (OIDC token of tasks-invoker) may call the private HTTP functions.
+resource "google_cloud_run_v2_service_iam_member" "worker_tasks_invoker" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.worker.name
+  role     = "roles/run.invoker"
+  member   = local.tasks_invoker_member
+}
+
+resource "google_cloud_run_v2_service_iam_member" "webhook_delivery_tasks_invoker" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.webhook_delivery.name
+  role     = "roles/run.invoker"
+  member   = local.tasks_invoker_member
+}
+
+# ---------------------------------------------------------------------------
+# Cloud Build identity used to build the function images: the documented role
+# for function builds (logs, Artifact Registry push, source download).
+# ---------------------------------------------------------------------------
+
+resource "google_project_iam_member" "builder" {
+  #checkov:skip=CKV_GCP_49:roles/cloudbuild.builds.builder is the role Google documents for custom function-build service accounts; it is granted to a dedicated build-only SA that no function runs as, instead of the default Compute/Cloud Build SAs.
+  project = var.project_id
+  role    = "roles/cloudbuild.builds.builder"
+  member  = local.builder_member
+}
+
+resource "google_storage_bucket_iam_member" "builder_source_read" {
+  bucket = google_storage_bucket.source.name
+  role   = "roles/storage.objectViewer"
+  member = local.builder_member
+}
+
+resource "google_artifact_registry_repository_iam_member" "builder_push" {
+  project    = var.project_id
+  location   = var.region
+  repository = google_artifact_registry_repository.functions.name
+  role       = "roles/artifactregistry.writer"
+  member     = local.builder_member
+}

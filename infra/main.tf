@@ -1,0 +1,113 @@
+# Shared names, environment variables and the function source archive.
+#
+# Names that the code also knows (collection, queues, secrets) are defined once
+# here; tests/infra/test_terraform.py checks them against the defaults in
+# functions/imagegen/config.py.
+
+# Project number for the deterministic run.app URLs. Read after the APIs are
+# enabled (Resource Manager may be off in a brand-new project).
+data "google_project" "this" {
+  project_id = var.project_id
+
+  depends_on = [google_project_service.this]
+}
+
+locals {
+  runtime = "python312"
+
+  # Firestore collections.
+  jobs_collection        = "image_jobs"
+  idempotency_collection = "idempotency_keys"
+  ttl_field              = "expires_at"
+
+  # Cloud Tasks queue names. A deleted queue name cannot be reused for ~7 days.
+  jobs_queue_name    = "image-jobs"
+  webhook_queue_name = "webhook-deliveries"
+
+  # Secret Manager secret IDs (values are added out of band, never in state).
+  gemini_secret_id  = "gemini-api-key"
+  webhook_secret_id = "webhook-secret"
+
+  firestore_location = coalesce(var.firestore_location, var.region)
+  firestore_database = var.create_firestore_database ? google_firestore_database.default[0].name : "(default)"
+
+  function_names = {
+    api              = "${var.name_prefix}-api"
+    worker           = "${var.name_prefix}-worker"
+    webhook_trigger  = "${var.name_prefix}-webhook-trigger"
+    webhook_delivery = "${var.name_prefix}-webhook-delivery"
+  }
+
+  # Each function needs URLs of the others, and the worker / webhook_delivery
+  # also need their OWN URL (the OIDC audience they verify on incoming tasks),
+  # which the function resource cannot reference. The deterministic Cloud Run
+  # URL https://SERVICE-PROJECT_NUMBER.REGION.run.app is known before
+  # deployment, is one of the service's run.app URLs (accepted as OIDC audience
+  # by Cloud Run) and so breaks every dependency cycle.
+  function_urls = {
+    for key, name in local.function_names :
+    key => "https://${name}-${data.google_project.this.number}.${var.region}.run.app"
+  }
+
+  public_base_url = var.public_base_url != "" ? trimsuffix(var.public_base_url, "/") : local.function_urls.api
+
+  # Attempts of an image job; the worker fails the job on the last one.
+  jobs_queue_max_attempts = 10
+
+  # Environment of every function (all four share one environment). Each key
+  # must be a name the code reads (enforced by tests/infra/test_terraform.py).
+  # Secrets (GOOGLE_API_KEY, WEBHOOK_SECRET) are added per function in
+  # functions.tf from Secret Manager.
+  env_common = {
+    ENVIRONMENT               = var.environment
+    GOOGLE_CLOUD_PROJECT      = var.project_id
+    LOG_LEVEL                 = var.log_level
+    GEMINI_MODEL              = var.gemini_model
+    GOOGLE_GENAI_USE_VERTEXAI = var.use_vertex_ai ? "true" : "false"
+    GOOGLE_CLOUD_LOCATION     = var.vertex_location
+    JOBS_COLLECTION           = local.jobs_collection
+    IMAGES_BUCKET             = google_storage_bucket.images.name
+    IMAGE_URL_MODE            = var.public_image_urls ? "public" : "signed"
+    SIGNED_URL_TTL_SECONDS    = tostring(var.signed_url_ttl_seconds)
+    PUBLIC_BASE_URL           = local.public_base_url
+    CORS_ALLOWED_ORIGINS      = join(",", var.cors_origins)
+    TASKS_LOCATION            = var.region
+    TASKS_QUEUE               = google_cloud_tasks_queue.jobs.name
+    WORKER_URL                = local.function_urls.worker
+    WORKER_MAX_ATTEMPTS       = tostring(local.jobs_queue_max_attempts)
+    TASKS_SERVICE_ACCOUNT     = google_service_account.tasks_invoker.email
+    WEBHOOK_TASKS_QUEUE       = google_cloud_tasks_queue.webhooks.name
+    WEBHOOK_DELIVERY_URL      = local.function_urls.webhook_delivery
+    WEBHOOK_URL               = var.webhook_url
+    WEBHOOK_ENABLED           = var.webhook_enabled ? "true" : "false"
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Function source: the whole functions/ directory, uploaded under its MD5 so
+# that any code change creates a new object and redeploys the functions, and a
+# previous revision can be redeployed from git (content addressed).
+# ---------------------------------------------------------------------------
+
+data "archive_file" "functions_source" {
+  type             = "zip"
+  source_dir       = "${path.module}/../functions"
+  output_path      = "${path.module}/.build/functions-source.zip"
+  output_file_mode = "0644"
+  excludes = [
+    "**/__pycache__/**",
+    "**/*.pyc",
+    "**/.pytest_cache/**",
+    "**/.mypy_cache/**",
+    "**/.ruff_cache/**",
+    "**/.venv/**",
+    "**/.env",
+  ]
+}
+
+resource "google_storage_bucket_object" "functions_source" {
+  name         = "functions-${data.archive_file.functions_source.output_md5}.zip"
+  bucket       = google_storage_bucket.source.name
+  source       = data.archive_file.functions_source.output_path
+  content_type = "application/zip"
+}
