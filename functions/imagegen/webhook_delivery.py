@@ -4,10 +4,11 @@ One task per webhook event (named by the event id), so each event is retried
 on its own with the queue's exponential backoff (10 s doubling to 1 h, 25
 attempts, 24 h) and a receiver that is down never delays other jobs.
 
-Answers: 2xx from the receiver -> 200 (delivered); network error, timeout,
-408, 429 or 5xx -> 503 so Cloud Tasks retries; any other status (3xx are not
-followed, 4xx) -> 200 and the record is ``abandoned``. A record already
-``delivered``/``abandoned`` is a 200 no-op, so a duplicated task sends nothing.
+Answers (Cloud Tasks retries anything but 2xx): receiver 2xx -> 200
+(delivered); network error, timeout, 408, 429 or 5xx -> 503, retried; any
+other status (3xx are not followed, 4xx) -> 200 and the record is
+``abandoned``. A record already ``delivered``/``abandoned`` is a 200 no-op,
+so a duplicated task sends nothing; so is a malformed task body (logged).
 
 Before sending, the attempt takes a lease on the record in a transaction
 (state ``sending``); a concurrent duplicate finding a live lease answers 409
@@ -45,6 +46,8 @@ ATTEMPT_LOG_SIZE = 20
 _TX_ATTEMPTS = 10
 _RETRYABLE_STATUSES = {408, 429}
 
+State = Literal["delivered", "retrying", "abandoned"]
+
 
 @dataclass(frozen=True)
 class Lease:
@@ -59,7 +62,7 @@ class Attempt:
     at: datetime
     status_code: int | None
     error: str | None
-    state: Literal["delivered", "retrying", "abandoned"]
+    state: State
     duration_ms: int
 
 
@@ -94,7 +97,7 @@ def take_lease(ref: Any, token: str, settings: Settings) -> Lease:
     return take(_transaction())
 
 
-def outcome_state(status_code: int | None) -> Literal["delivered", "retrying", "abandoned"]:
+def outcome_state(status_code: int | None) -> State:
     if status_code is None or status_code in _RETRYABLE_STATUSES or status_code >= 500:
         return "retrying"
     return "delivered" if 200 <= status_code < 300 else "abandoned"
@@ -212,6 +215,8 @@ def handle_request(request: flask.Request) -> flask.Response:
         body = body if isinstance(body, dict) else {}
         job_id, event_id = str(body.get("job_id", "")), str(body.get("event_id", ""))
         if not JOB_ID_PATTERN.match(job_id) or not webhooks.EVENT_ID_PATTERN.match(event_id):
-            return error_response(400, "Corps de tâche invalide : job_id et event_id requis")
+            # Retrying a malformed task would never succeed: drop it loudly, as the worker does.
+            logger.error("malformed webhook task body dropped")
+            return json_response({"state": "dropped"})
         with log_context(job_id=job_id):
             return deliver(job_id, event_id, request.headers.get(RETRY_COUNT_HEADER, ""))

@@ -1,0 +1,398 @@
+"""Webhooks end to end on the local stack: API -> worker -> Firestore -> bridge
+-> webhook_trigger -> Cloud Tasks -> webhook_delivery -> a loopback receiver.
+
+Jobs name their receiver with a per-job ``webhook_url`` (the stack keeps
+``WEBHOOK_ENABLED=false``); the global ``WEBHOOK_URL`` rules are exercised on
+a second ``webhook_trigger`` process this module starts with its own env.
+Signatures need ``WEBHOOK_SECRET`` in the stack's environment (a raw secret,
+as in the seed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+import standardwebhooks
+
+from emulator.firestore_bridge import Version, document_event
+from emulator.stack import HOST, Stack, tcp_answers
+from imagegen import webhooks
+
+SEED_COMPLETED_KEYS = {"job_id", "status", "timestamp", "environment", "data"}
+SEED_DATA_KEYS = {"job_id", "images", "metadata", "status", "generated_at"}
+SEED_FAILED_KEYS = {"job_id", "status", "timestamp", "environment", "error_message", "message"}
+SEED_PROGRESS_KEYS = {"job_id", "status", "timestamp", "progress", "message"}
+
+
+@dataclass(frozen=True)
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Receiver:
+    """Loopback webhook receiver: records every POST per path; answers the
+    statuses programmed for that path in order, then 200."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._received: dict[str, list[Received]] = {}
+        self._answers: dict[str, list[int]] = {}
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status = receiver._record(self.path, Received(dict(self.headers.items()), body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((HOST, 0), Handler)
+        self._server.daemon_threads = True
+        self.base_url = f"http://{HOST}:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)
+        self._thread.start()
+
+    def _record(self, path: str, received: Received) -> int:
+        with self._lock:
+            self._received.setdefault(path, []).append(received)
+            self._lock.notify_all()
+            answers = self._answers.get(path, [200])
+            return answers.pop(0) if len(answers) > 1 else answers[0]
+
+    def url(self, *answers: int) -> str:
+        """A fresh path answering ``answers`` in order, then 200 forever."""
+        path = f"/hooks/{uuid.uuid4().hex}"
+        with self._lock:
+            self._answers[path] = [*answers, 200]
+        return self.base_url + path
+
+    def received(self, url: str) -> list[Received]:
+        with self._lock:
+            return list(self._received.get(url.removeprefix(self.base_url), []))
+
+    def wait(self, url: str, count: int, timeout: float = 60) -> list[Received]:
+        path = url.removeprefix(self.base_url)
+        with self._lock:
+            if not self._lock.wait_for(lambda: len(self._received.get(path, [])) >= count, timeout):
+                got = len(self._received.get(path, []))
+                raise AssertionError(f"{got} webhook(s) on {path} after {timeout} s, expected {count}")
+            return list(self._received[path])
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def firestore_db(stack: Stack) -> Iterator[Any]:
+    from google.cloud import firestore
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FIRESTORE_EMULATOR_HOST", stack.env["FIRESTORE_EMULATOR_HOST"])
+        yield firestore.Client(project=stack.project)
+
+
+@pytest.fixture(scope="module")
+def secret(stack: Stack) -> bytes:
+    value = stack.env.get("WEBHOOK_SECRET", "")
+    if not value:
+        pytest.fail("the stack needs WEBHOOK_SECRET (tests/conftest.py TEST_OVERRIDES) to sign webhooks")
+    return value.encode()  # a raw secret: the HMAC key is its bytes
+
+
+def create_job(api: Any, prompt: str, **fields: Any) -> str:
+    body = {"prompt": prompt, "num_images": 1, "size": "512x512"} | fields
+    resp = api.post("/api/images/generate", json=body)
+    assert resp.status_code in (200, 201, 202), resp.text
+    return resp.json()["job_id"]
+
+
+def verified(received: Received, secret: bytes) -> dict[str, Any]:
+    assert received.headers["Content-Type"] == "application/json"
+    assert received.headers["User-Agent"].startswith("imagegen-webhooks/")
+    assert "X-Webhook-Secret" not in received.headers  # development
+    return standardwebhooks.Webhook(secret).verify(received.body, received.headers)
+
+
+def record_ref(db: Any, job_id: str, event_id: str) -> Any:
+    return db.collection("image_jobs").document(job_id).collection("webhook_deliveries").document(event_id)
+
+
+def delivery_record(db: Any, job_id: str, event_id: str, timeout: float = 10) -> dict[str, Any]:
+    """The delivery record once its last attempt is recorded (it is written after the send)."""
+    ref = record_ref(db, job_id, event_id)
+    deadline = time.monotonic() + timeout
+    while (record := ref.get().to_dict())["state"] in ("pending", "sending") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return record
+
+
+def test_completed_webhook_has_the_seed_shape_and_a_valid_signature(
+    api: Any, standin: Any, receiver: Receiver, secret: bytes, firestore_db: Any
+) -> None:
+    url = receiver.url()
+    job_id = create_job(api, "Un phare sous la pluie", webhook_url=url)
+    assert api.wait_for_job(job_id)["status"] == "COMPLETED"
+    [hook] = receiver.wait(url, 1)
+    payload = verified(hook, secret)
+    assert set(payload) == SEED_COMPLETED_KEYS
+    assert (payload["job_id"], payload["status"], payload["environment"]) == (job_id, "completed", "development")
+    assert payload["timestamp"].endswith("Z")
+    assert set(payload["data"]) == SEED_DATA_KEYS
+    assert payload["data"]["status"] == "COMPLETED"
+    result = api.get(f"/api/images/result/{job_id}").json()
+    assert payload["data"]["images"] == result["images"]
+    assert payload["data"]["metadata"] == result["metadata"]
+    record = delivery_record(firestore_db, job_id, hook.headers["webhook-id"])
+    assert (record["state"], record["attempts"], record["event"]) == ("delivered", 1, "completed")
+    assert record["payload"].encode() == hook.body
+    time.sleep(1)
+    assert len(receiver.received(url)) == 1
+
+
+def test_failed_webhook(api: Any, standin: Any, receiver: Receiver, secret: bytes) -> None:
+    marker = f"webhook-failed-{uuid.uuid4().hex[:8]}"
+    standin.configure(faults=[{"kind": "invalid_key", "match": marker, "times": None}])
+    url = receiver.url()
+    job_id = create_job(api, f"Un chat {marker}", webhook_url=url, webhook_events=["failed", "completed"])
+    status = api.wait_for_job(job_id)
+    assert status["status"] == "FAILED"
+    [hook] = receiver.wait(url, 1)
+    payload = verified(hook, secret)
+    assert set(payload) == SEED_FAILED_KEYS
+    assert (payload["job_id"], payload["status"]) == (job_id, "failed")
+    assert payload["message"] == "Échec de la génération d'images"
+    assert payload["error_message"] == status["errors"][0]
+
+
+def test_progress_webhooks_when_subscribed(api: Any, standin: Any, receiver: Receiver, secret: bytes) -> None:
+    standin.configure(latency_ms=1500)  # keeps the writes apart: the listener would coalesce them
+    url = receiver.url()
+    job_id = create_job(api, "Une forêt de bambous", webhook_url=url, webhook_events=["progress", "completed"])
+    assert api.wait_for_job(job_id)["status"] == "COMPLETED"
+    time.sleep(2)
+    payloads = [verified(hook, secret) for hook in receiver.received(url)]
+    progress = [p for p in payloads if p["status"] == "generating"]
+    assert [p["status"] for p in payloads].count("completed") == 1
+    assert len(progress) >= 2, payloads  # GENERATING starts, then the image is done
+    for item in progress:
+        assert set(item) == SEED_PROGRESS_KEYS
+        assert item["message"] == "Génération en cours..." and 0 < item["progress"] < 100
+    values = [p["progress"] for p in progress]
+    assert len(set(values)) == len(values)
+
+
+def test_receiver_errors_are_retried_with_the_same_id(
+    api: Any, standin: Any, receiver: Receiver, secret: bytes, firestore_db: Any
+) -> None:
+    url = receiver.url(500, 500, 500)
+    job_id = create_job(api, "Un bateau en papier", webhook_url=url)
+    assert api.wait_for_job(job_id)["status"] == "COMPLETED"
+    hooks = receiver.wait(url, 4)
+    assert len({hook.headers["webhook-id"] for hook in hooks}) == 1
+    assert len({hook.body for hook in hooks}) == 1
+    for hook in hooks:
+        verified(hook, secret)
+    record = delivery_record(firestore_db, job_id, hooks[0].headers["webhook-id"])
+    assert (record["state"], record["attempts"]) == ("delivered", 4)
+    assert record["delivered_at"] is not None
+    assert [entry["status_code"] for entry in record["attempt_log"]] == [500, 500, 500, 200]
+    time.sleep(1)
+    assert len(receiver.received(url)) == 4
+
+
+def test_client_errors_are_not_retried(api: Any, standin: Any, receiver: Receiver, firestore_db: Any) -> None:
+    url = receiver.url(404)
+    job_id = create_job(api, "Une tasse de thé", webhook_url=url)
+    assert api.wait_for_job(job_id)["status"] == "COMPLETED"
+    [hook] = receiver.wait(url, 1)
+    time.sleep(2)
+    assert len(receiver.received(url)) == 1
+    record = delivery_record(firestore_db, job_id, hook.headers["webhook-id"])
+    assert (record["state"], record["attempts"], record["last_status_code"]) == ("abandoned", 1, 404)
+
+
+def test_a_live_lease_keeps_a_concurrent_delivery_from_sending(
+    stack: Stack, receiver: Receiver, firestore_db: Any
+) -> None:
+    url = receiver.url()
+    job_id, event_id = f"img_{uuid.uuid4().hex[:16]}", f"msg_{uuid.uuid4().hex[:24]}"
+    ref = record_ref(firestore_db, job_id, event_id)
+    now = datetime.now(timezone.utc)
+    ref.set({
+        "event_id": event_id, "event": "completed", "url": url, "payload": '{"job_id":"%s"}' % job_id,
+        "state": "sending", "lease_expires_at": now + timedelta(seconds=60), "attempts": 0,
+    })  # fmt: skip
+
+    def deliver() -> requests.Response:
+        return requests.post(
+            stack.urls["webhook_delivery"] + "/",
+            json={"job_id": job_id, "event_id": event_id},
+            headers={"X-Tasks-Secret": stack.shared_secret},
+            timeout=30,
+        )
+
+    assert deliver().status_code == 409
+    ref.update({"lease_expires_at": now - timedelta(seconds=1)})  # the other sender died
+    assert deliver().status_code == 200
+    assert deliver().status_code == 200  # delivered: a no-op
+    assert len(receiver.received(url)) == 1
+    record = ref.get().to_dict()
+    assert (record["state"], record["attempts"], record["lease_token"]) == ("delivered", 1, None)
+
+
+def test_invalid_webhook_fields_are_refused(api: Any) -> None:
+    for body in ({"webhook_url": "ftp://example.com/hook"}, {"webhook_events": ["bogus"]}):
+        resp = api.post("/api/images/generate", json={"prompt": "Un chat"} | body)
+        assert resp.status_code == 400, resp.text
+        assert [d["field"] for d in resp.json()["details"]] == list(body)
+
+
+# --------------------------------------------------------------------------- CloudEvents posted by hand
+
+
+@pytest.fixture
+def completed_job(api: Any, firestore_db: Any) -> dict[str, Any]:
+    """A real completed job document, as Firestore holds it."""
+    job_id = create_job(api, "Un moulin à vent")
+    assert api.wait_for_job(job_id)["status"] == "COMPLETED"
+    return firestore_db.collection("image_jobs").document(job_id).get().to_dict()
+
+
+def completion_event(job: dict[str, Any], **changes: Any) -> tuple[str, dict[str, str], bytes]:
+    """A GENERATING -> COMPLETED CloudEvent for a copy of ``job`` under a fresh id."""
+    job_id = f"img_{uuid.uuid4().hex[:16]}"
+    new = job | {"job_id": job_id} | changes
+    old = new | {"status": "GENERATING", "progress": 50}
+    at = job["updated_at"]
+    headers, body = document_event(
+        Version(job_id, old, job["created_at"], at - timedelta(seconds=1)),
+        Version(job_id, new, job["created_at"], at),
+        project="imagegen-local",
+        collection="image_jobs",
+    )
+    return job_id, headers, body
+
+
+def test_duplicated_cloud_event_sends_once(
+    stack: Stack, completed_job: dict[str, Any], receiver: Receiver, firestore_db: Any
+) -> None:
+    url = receiver.url()
+    job_id, headers, body = completion_event(completed_job, webhook={"url": url, "events": None})
+    trigger = stack.urls["webhook_trigger"] + "/"
+    post = lambda: requests.post(trigger, headers=headers, data=body, timeout=30)  # noqa: E731
+    assert post().status_code == 200
+    concurrent = [threading.Thread(target=post) for _ in range(3)]
+    for thread in concurrent:
+        thread.start()
+    for thread in concurrent:
+        thread.join()
+    assert post().status_code == 200
+    [hook] = receiver.wait(url, 1)
+    assert hook.json()["job_id"] == job_id
+    time.sleep(2)
+    assert len(receiver.received(url)) == 1
+    record = delivery_record(firestore_db, job_id, hook.headers["webhook-id"])
+    assert (record["attempts"], record["task_enqueued"]) == (1, True)
+
+
+def test_a_record_whose_task_was_lost_is_enqueued_on_redelivery(
+    stack: Stack, completed_job: dict[str, Any], receiver: Receiver, firestore_db: Any
+) -> None:
+    """As if the queue had failed after the record was created: Eventarc's retry finishes the job."""
+    url = receiver.url()
+    job_id, headers, body = completion_event(completed_job, webhook={"url": url, "events": None})
+    event_id = webhooks.Event("completed").event_id(job_id)
+    payload = '{"job_id":"%s","status":"completed","from":"the record"}' % job_id
+    record_ref(firestore_db, job_id, event_id).create({
+        "event_id": event_id, "event": "completed", "url": url, "payload": payload,
+        "state": "pending", "task_enqueued": False, "attempts": 0,
+    })  # fmt: skip
+    assert requests.post(stack.urls["webhook_trigger"] + "/", headers=headers, data=body, timeout=30).ok
+    [hook] = receiver.wait(url, 1)
+    assert hook.body.decode() == payload  # the stored text, not a rebuilt payload
+    record = delivery_record(firestore_db, job_id, event_id)
+    assert (record["state"], record["task_enqueued"]) == ("delivered", True)
+
+
+@pytest.fixture
+def trigger_with(stack: Stack) -> Iterator[Any]:
+    """``start(name, **env)`` runs another ``webhook_trigger`` on a free port with
+    extra env and returns its URL; its log is ``webhook_trigger_<name>.log``."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, **env: str) -> str:
+        with socket.socket() as probe:
+            probe.bind((HOST, 0))
+            port = probe.getsockname()[1]
+        argv = [
+            str(stack.root / ".venv" / "bin" / "functions-framework"),
+            "--source", "functions/main.py", "--target", "webhook_trigger",
+            "--signature-type", "cloudevent", "--host", HOST, "--port", str(port),
+        ]  # fmt: skip
+        log = open(stack.log_dir / f"webhook_trigger_{name}.log", "wb")  # noqa: SIM115
+        process = subprocess.Popen(  # noqa: S603
+            argv, cwd=stack.root, env=stack.env | env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        started.append(process)
+        deadline = time.monotonic() + 30
+        while not tcp_answers(port):
+            assert process.poll() is None and time.monotonic() < deadline, "the extra trigger did not start"
+            time.sleep(0.1)
+        return f"http://{HOST}:{port}/"
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            os.killpg(process.pid, signal.SIGTERM)  # its own group: gunicorn and its workers
+            process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("enabled", ["false", "true"])
+def test_global_webhook_url_follows_webhook_enabled(
+    trigger_with: Any, completed_job: dict[str, Any], receiver: Receiver, enabled: str
+) -> None:
+    global_url, job_url = receiver.url(), receiver.url()
+    trigger = trigger_with(f"enabled_{enabled}", WEBHOOK_URL=global_url, WEBHOOK_ENABLED=enabled)
+    for webhook, url in ((None, global_url), ({"url": job_url, "events": None}, job_url)):
+        _, headers, body = completion_event(completed_job, webhook=webhook)
+        assert requests.post(trigger, headers=headers, data=body, timeout=30).status_code == 200
+    receiver.wait(job_url, 1)  # a per-job URL is used whatever WEBHOOK_ENABLED says
+    if enabled == "true":
+        assert receiver.wait(global_url, 1)[0].json()["status"] == "completed"
+    else:
+        time.sleep(1)
+        assert receiver.received(global_url) == []

@@ -1,0 +1,330 @@
+"""Webhooks without the stack: payloads, signatures, CloudEvent decoding, rules.
+
+The trigger is fed the exact bytes the Firestore bridge (our Eventarc
+stand-in) builds, through the same ``cloudevents`` parsing functions-framework
+does, so the protobuf path is tested end to end in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import standardwebhooks
+from cloudevents.http import from_http
+from google.events.cloud.firestore_v1 import DocumentEventData
+
+from emulator.firestore_bridge import Version, document_event
+from imagegen import webhook_delivery, webhook_events, webhooks
+from imagegen.config import load_settings
+
+JOB_ID = "img_unittest0001"
+T0 = datetime(2025, 10, 21, 16, 44, 45, tzinfo=timezone.utc)
+SEED_IMAGE_KEYS = {"file_path", "url", "description", "format", "size_bytes", "dimensions"}
+SEED_METADATA_KEYS = {
+    "model_name", "version", "generation_time_seconds", "input_tokens", "output_size_bytes", "timestamp",
+}
+
+
+@pytest.fixture(autouse=True)
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A known environment; tests change it with ``monkeypatch`` then ``load_settings.cache_clear()``."""
+    for name in ("WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_ENABLED", "ENVIRONMENT", "TASKS_SERVICE_ACCOUNT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TASKS_SHARED_SECRET", "unit-secret")
+    monkeypatch.setenv("IMAGE_URL_MODE", "api")
+    load_settings.cache_clear()
+    yield
+    load_settings.cache_clear()
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    load_settings.cache_clear()
+
+
+def job(status: str, progress: int, **extra: Any) -> dict[str, Any]:
+    base = {
+        "job_id": JOB_ID,
+        "status": status,
+        "message": "",
+        "progress": progress,
+        "errors": [],
+        "webhook": {"url": "https://receiver.example/hook", "events": None},
+        "images": {},
+        "metadata": None,
+        "expires_at": T0 + timedelta(days=30),
+    }
+    return base | extra
+
+
+COMPLETED_JOB = job(
+    "COMPLETED",
+    100,
+    images={
+        "1": {
+            "object_name": f"generated_images/{JOB_ID}/image_1.png",
+            "format": "PNG",
+            "content_type": "image/png",
+            "size_bytes": 2048576,
+            "dimensions": "1024x1024",
+            "description": "Un magnifique coucher de soleil sur l'océan",
+            "input_tokens": 45,
+            "output_tokens": 1120,
+            "model_version": "latest",
+        }
+    },
+    metadata={
+        "model_name": "gemini-2.0-flash-exp",
+        "version": "latest",
+        "generation_time_seconds": 12.5,
+        "input_tokens": 45,
+        "output_size_bytes": 2048576,
+        "timestamp": "2025-10-21T16:45:00Z",
+    },
+)
+
+
+def cloud_event(old: dict[str, Any] | None, new: dict[str, Any] | None) -> Any:
+    """What functions-framework hands the trigger for this write, built by the bridge."""
+    versions = [
+        Version(JOB_ID, fields, T0, T0 + timedelta(seconds=i)) if fields is not None else None
+        for i, fields in enumerate((old, new))
+    ]
+    headers, body = document_event(*versions, project="imagegen-local", collection="image_jobs", time=T0)
+    return from_http(headers, body)
+
+
+def planned(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[webhook_events.Delivery]:
+    return webhook_events.plan(webhook_events.event_data(cloud_event(old, new)), load_settings())
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+def test_completed_payload_has_the_seed_shape() -> None:
+    payload = webhooks.build_payload(COMPLETED_JOB, webhooks.Event("completed"), T0, "development")
+    assert set(payload) == {"job_id", "status", "timestamp", "environment", "data"}
+    assert payload["status"] == "completed"
+    assert payload["timestamp"] == "2025-10-21T16:44:45Z"
+    assert payload["environment"] == "development"
+    data = payload["data"]
+    assert set(data) == {"job_id", "images", "metadata", "status", "generated_at"}
+    assert (data["job_id"], data["status"], data["generated_at"]) == (JOB_ID, "COMPLETED", "2025-10-21T16:44:45Z")
+    assert [set(image) for image in data["images"]] == [SEED_IMAGE_KEYS]
+    assert data["images"][0]["url"].endswith(f"/generated_images/{JOB_ID}/image_1.png")
+    assert set(data["metadata"]) == SEED_METADATA_KEYS
+
+
+def test_failed_payload_carries_the_first_error() -> None:
+    failed = job("FAILED", 100, errors=["Clé API Google invalide", "autre"])
+    payload = webhooks.build_payload(failed, webhooks.Event("failed"), T0, "production")
+    assert payload == {
+        "job_id": JOB_ID,
+        "status": "failed",
+        "timestamp": "2025-10-21T16:44:45Z",
+        "environment": "production",
+        "error_message": "Clé API Google invalide",
+        "message": "Échec de la génération d'images",
+    }
+
+
+def test_progress_and_cancelled_payloads() -> None:
+    progress = webhooks.build_payload(job("GENERATING", 50), webhooks.Event("progress", 50), T0, "development")
+    assert progress == {
+        "job_id": JOB_ID,
+        "status": "generating",
+        "timestamp": "2025-10-21T16:44:45Z",
+        "progress": 50,
+        "message": "Génération en cours...",
+    }
+    cancelled = webhooks.build_payload(job("CANCELLED", 40), webhooks.Event("cancelled"), T0, "development")
+    assert set(cancelled) == {"job_id", "status", "timestamp", "environment", "message"}
+    assert cancelled["status"] == "cancelled"
+
+
+def test_event_ids_are_deterministic_and_distinct() -> None:
+    ids = {
+        webhooks.Event("completed").event_id(JOB_ID),
+        webhooks.Event("failed").event_id(JOB_ID),
+        webhooks.Event("progress", 40).event_id(JOB_ID),
+        webhooks.Event("progress", 70).event_id(JOB_ID),
+        webhooks.Event("completed").event_id("img_otherjob0001"),
+    }
+    assert len(ids) == 5
+    assert webhooks.Event("progress", 40).event_id(JOB_ID) in ids
+    assert all(webhooks.EVENT_ID_PATTERN.match(event_id) for event_id in ids)
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+@pytest.mark.parametrize(
+    ("secret", "receiver_key"),
+    [
+        ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        ("sorami-webhook-secret-key-2025", b"sorami-webhook-secret-key-2025"),
+    ],
+)
+def test_signature_verifies_with_standardwebhooks(secret: str, receiver_key: str | bytes) -> None:
+    body = webhooks.payload_text({"job_id": JOB_ID, "message": "Génération en cours..."})
+    headers = webhooks.signature_headers("msg_0123456789abcdef01234567", body, secret, datetime.now(timezone.utc))
+    assert headers["webhook-signature"].startswith("v1,")
+    verified = standardwebhooks.Webhook(receiver_key).verify(body.encode(), headers)
+    assert verified["message"] == "Génération en cours..."
+
+
+def test_raw_secret_is_not_base64_decoded() -> None:
+    """``Webhook("raw string")`` would base64-decode it: raw secrets are bytes keys."""
+    secret = "sorami-webhook-secret-key-2025"
+    body = "{}"
+    headers = webhooks.signature_headers("msg_0123456789abcdef01234567", body, secret, datetime.now(timezone.utc))
+    with pytest.raises(standardwebhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(secret).verify(body, headers)
+
+
+def test_invalid_whsec_secret_is_refused() -> None:
+    with pytest.raises(ValueError):
+        webhooks.signing_key("whsec_not*base64!")
+
+
+def test_delivery_headers(monkeypatch: pytest.MonkeyPatch) -> None:
+    record = {"event_id": "msg_0123456789abcdef01234567", "payload": "{}"}
+    at = datetime.now(timezone.utc)
+    headers = webhook_delivery.delivery_headers(record, load_settings(), at)
+    assert "webhook-signature" not in headers and "X-Webhook-Secret" not in headers
+    assert headers["webhook-id"] == record["event_id"]
+    assert headers["webhook-timestamp"] == str(int(at.timestamp()))
+
+    configure(monkeypatch, WEBHOOK_SECRET="s3cret")
+    assert "X-Webhook-Secret" not in webhook_delivery.delivery_headers(record, load_settings(), at)
+    configure(monkeypatch, ENVIRONMENT="production")
+    headers = webhook_delivery.delivery_headers(record, load_settings(), at)
+    assert headers["X-Webhook-Secret"] == "s3cret"
+    assert headers["webhook-signature"].startswith("v1,")
+
+
+# --------------------------------------------------------------------------- CloudEvents -> deliveries
+
+
+def test_protobuf_cloud_event_round_trip() -> None:
+    event = cloud_event(job("SAVING", 95), COMPLETED_JOB)
+    assert event["type"] == "google.cloud.firestore.document.v1.written"
+    assert event["subject"] == f"documents/image_jobs/{JOB_ID}"
+    data = webhook_events.event_data(event)
+    assert "status" in data.update_mask.field_paths
+    [delivery] = webhook_events.plan(data, load_settings())
+    assert (delivery.job_id, delivery.event, delivery.url) == (JOB_ID, "completed", "https://receiver.example/hook")
+    assert delivery.event_id == webhooks.Event("completed").event_id(JOB_ID)
+    payload = json.loads(delivery.payload)
+    assert payload["data"]["metadata"]["input_tokens"] == 45
+    assert payload["timestamp"] == "2025-10-21T16:44:46Z"  # the write's update_time
+
+
+def test_json_cloud_event_is_accepted() -> None:
+    protobuf_event = cloud_event(job("GENERATING", 60), job("FAILED", 100, errors=["Clé API Google invalide"]))
+    text = DocumentEventData.to_json(DocumentEventData.deserialize(protobuf_event.get_data()))
+    headers = {key: value for key, value in protobuf_event.get_attributes().items()}
+    event = from_http({f"ce-{k}": str(v) for k, v in headers.items()} | {"Content-Type": "application/json"}, text)
+    assert isinstance(event.get_data(), dict)
+    [delivery] = webhook_events.plan(webhook_events.event_data(event), load_settings())
+    assert json.loads(delivery.payload)["error_message"] == "Clé API Google invalide"
+
+
+def test_values_decode_to_python() -> None:
+    fields = {"s": "é", "i": 7, "f": 1.5, "b": True, "n": None, "t": T0, "m": {"a": [1, {"x": "y"}]}}
+    event = cloud_event(None, job("PENDING", 0, extra=fields))
+    new = webhook_events._document(webhook_events.event_data(event), "value")
+    assert new["extra"] == fields
+
+
+def test_undecodable_event_is_acked(caplog: pytest.LogCaptureFixture) -> None:
+    headers, _ = document_event(None, Version(JOB_ID, {}, T0, T0), project="p", collection="image_jobs")
+    webhook_events.handle_cloud_event(from_http(headers, b"\xff\xfenot a protobuf"))
+    assert "undecodable Firestore event dropped" in caplog.text
+
+
+# --------------------------------------------------------------------------- transition rules
+
+
+def test_no_event_when_status_is_unchanged() -> None:
+    assert planned(COMPLETED_JOB, COMPLETED_JOB | {"updated_at": T0}) == []
+    assert planned(job("PENDING", 0), job("INITIALIZING", 5)) == []
+    assert planned(COMPLETED_JOB, None) == []  # deletion (TTL)
+
+
+def test_each_terminal_status_is_announced_once() -> None:
+    for status, kind in (("COMPLETED", "completed"), ("FAILED", "failed"), ("CANCELLED", "cancelled")):
+        new = COMPLETED_JOB | {"status": status}
+        assert [d.event for d in planned(job("GENERATING", 50), new)] == [kind]
+        assert planned(new, new) == []
+
+
+def test_progress_only_when_increased_and_subscribed() -> None:
+    hook = {"url": "https://receiver.example/hook", "events": ["progress", "completed"]}
+    assert [d.event for d in planned(job("GENERATING", 10, webhook=hook), job("GENERATING", 40, webhook=hook))] == [
+        "progress"
+    ]
+    assert planned(job("GENERATING", 40, webhook=hook), job("GENERATING", 40, webhook=hook)) == []
+    assert planned(job("GENERATING", 10), job("GENERATING", 40)) == []  # default events: no progress
+    only_progress = hook | {"events": ["progress"]}
+    assert planned(job("SAVING", 95, webhook=only_progress), COMPLETED_JOB | {"webhook": only_progress}) == []
+
+
+def test_per_job_url_wins_and_ignores_webhook_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    global_only = {"webhook": None}
+    assert planned(job("GENERATING", 50), COMPLETED_JOB)[0].url == "https://receiver.example/hook"
+    assert planned(job("GENERATING", 50, **global_only), COMPLETED_JOB | global_only) == []
+
+    configure(monkeypatch, WEBHOOK_URL="https://global.example/hook")
+    assert planned(job("GENERATING", 50, **global_only), COMPLETED_JOB | global_only) == []
+    configure(monkeypatch, WEBHOOK_ENABLED="true")
+    assert planned(job("GENERATING", 50, **global_only), COMPLETED_JOB | global_only)[0].url == (
+        "https://global.example/hook"
+    )
+    assert planned(job("GENERATING", 50), COMPLETED_JOB)[0].url == "https://receiver.example/hook"
+    events_only = {"webhook": {"url": None, "events": ["failed"]}}
+    assert planned(job("GENERATING", 50, **events_only), COMPLETED_JOB | events_only) == []
+
+
+# --------------------------------------------------------------------------- delivery outcomes
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [(200, "delivered"), (204, "delivered"), (None, "retrying"), (408, "retrying"), (429, "retrying"),
+     (500, "retrying"), (503, "retrying"), (301, "abandoned"), (400, "abandoned"), (404, "abandoned"),
+     (410, "abandoned")],
+)
+def test_outcome_state(status: int | None, state: str) -> None:
+    assert webhook_delivery.outcome_state(status) == state
+
+
+def test_send_times_out_and_refused_connections_are_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    configure(monkeypatch, WEBHOOK_TIMEOUT_SECONDS="1")
+    record = {"event_id": "msg_0123456789abcdef01234567", "payload": "{}"}
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts (backlog), never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        attempt = webhook_delivery.send(record | {"url": url}, load_settings())
+    assert (attempt.state, attempt.status_code) == ("retrying", None)
+    assert "Timeout" in attempt.error
+    attempt = webhook_delivery.send(record | {"url": url}, load_settings())  # now closed
+    assert attempt.state == "retrying" and "Connect" in attempt.error
+
+
+def test_delivery_target_refuses_unknown_callers() -> None:
+    import flask
+
+    app = flask.Flask(__name__)
+    body = {"job_id": JOB_ID, "event_id": "msg_0123456789abcdef01234567"}
+    with app.test_request_context("/", method="POST", json=body):
+        assert webhook_delivery.handle_request(flask.request).status_code == 401
+    malformed = {"job_id": "../x", "event_id": "msg_0123456789abcdef01234567"}
+    with app.test_request_context("/", method="POST", json=malformed, headers={"X-Tasks-Secret": "unit-secret"}):
+        response = webhook_delivery.handle_request(flask.request)
+    assert (response.status_code, response.get_json()) == (200, {"state": "dropped"})
