@@ -46,7 +46,40 @@ resource "google_firestore_field" "image_jobs_ttl" {
   depends_on = [google_firestore_field.idempotency_keys_ttl]
 }
 
-# GET /v1/jobs: where owner == X order by created_at desc
+# Webhook delivery records (image_jobs/{id}/webhook_deliveries/{event}) copy
+# their job's expires_at; a TTL policy applies to the whole collection group.
+resource "google_firestore_field" "webhook_deliveries_ttl" {
+  project    = var.project_id
+  database   = local.firestore_database
+  collection = "webhook_deliveries"
+  field      = local.ttl_field
+
+  ttl_config {}
+  index_config {}
+
+  depends_on = [google_firestore_field.image_jobs_ttl]
+}
+
+# Rate limit: count(where owner == X and created_at > now - 1 min), and the
+# oldest of those (order by created_at asc) for Retry-After.
+resource "google_firestore_index" "jobs_by_owner_created_asc" {
+  project     = var.project_id
+  database    = local.firestore_database
+  collection  = local.jobs_collection
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "owner"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "created_at"
+    order      = "ASCENDING"
+  }
+}
+
+# GET /api/images/jobs: where owner == X order by created_at desc
 resource "google_firestore_index" "jobs_by_owner_created" {
   project     = var.project_id
   database    = local.firestore_database
@@ -64,7 +97,7 @@ resource "google_firestore_index" "jobs_by_owner_created" {
   }
 }
 
-# GET /v1/jobs?status=...: where owner == X and status == Y order by created_at desc
+# GET /api/images/jobs?status=...: where owner == X and status == Y order by created_at desc
 resource "google_firestore_index" "jobs_by_owner_status_created" {
   project     = var.project_id
   database    = local.firestore_database

@@ -141,6 +141,15 @@ resource "google_project_iam_member" "worker_vertex" {
 
 # ---------------------------------------------------------------------------
 # webhook_trigger (Firestore -> Eventarc -> function -> webhook queue)
+
+# The completed payload carries result URLs: in signed mode the trigger signs
+# them through IAM signBlob as itself, like the api does.
+resource "google_service_account_iam_member" "webhook_trigger_sign_blob_self" {
+  service_account_id = google_service_account.webhook_trigger.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.runtime_members.webhook_trigger
+}
+
 # ---------------------------------------------------------------------------
 
 resource "google_cloud_tasks_queue_iam_member" "webhook_trigger_enqueue" {

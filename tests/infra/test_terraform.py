@@ -683,6 +683,7 @@ def test_firestore_indexes_json_matches_terraform() -> None:
     assert tf_indexes == sorted(
         [
             ("image_jobs", (("owner", "ASCENDING"), ("created_at", "DESCENDING"))),
+            ("image_jobs", (("owner", "ASCENDING"), ("created_at", "ASCENDING"))),
             (
                 "image_jobs",
                 (
@@ -704,7 +705,11 @@ def test_firestore_indexes_json_matches_terraform() -> None:
         for body in resources["google_firestore_field"].values()
         if _blocks(body, "ttl_config") or "ttl_config" in body
     )
-    assert tf_ttl == [("idempotency_keys", "expires_at"), ("image_jobs", "expires_at")]
+    assert tf_ttl == [
+        ("idempotency_keys", "expires_at"),
+        ("image_jobs", "expires_at"),
+        ("webhook_deliveries", "expires_at"),
+    ]
     json_ttl = sorted(
         (o["collectionGroup"], o["fieldPath"])
         for o in doc["fieldOverrides"]

@@ -1,0 +1,89 @@
+# Local development, tests and deployment. Every target works on a fresh clone:
+# `setup` builds the three virtual environments it needs on first use.
+#
+#   make run      start the local stack in the foreground (Ctrl-C stops it)
+#   make up       start it in the background; `make down` stops it; `make status`
+#   make test     the whole test suite (starts its own stack); PYTEST_ARGS='-k smoke'
+#   make bench    the benchmark (bench/run.py)
+#   make check-infra   terraform fmt -check + checkov on infra/
+#   make deploy PROJECT=my-project REGION=europe-west1
+
+PYTHON ?= python3
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+
+VENV := .venv
+TASKS_VENV := .venv-tasks
+IAC_VENV := .venv-iac
+
+# The Cloud Tasks emulator pins protobuf<5, and checkov pins its own
+# dependencies: each gets a virtual environment of its own.
+TASKS_EMULATOR_VERSION := 0.6.2
+CHECKOV_VERSION := 3.3.30
+PYTHON_HCL2_VERSION := 8.1.4
+
+PIP_FLAGS := --quiet --disable-pip-version-check --no-input
+
+# A stamp file per environment: rebuilt only when its requirements change.
+VENV_STAMP := $(VENV)/.installed
+TASKS_STAMP := $(TASKS_VENV)/.installed-$(TASKS_EMULATOR_VERSION)
+IAC_STAMP := $(IAC_VENV)/.installed-$(CHECKOV_VERSION)-$(PYTHON_HCL2_VERSION)
+
+.PHONY: help setup run up down status test bench check-infra deploy clean
+
+help:
+	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
+
+setup: $(VENV_STAMP) $(TASKS_STAMP) $(IAC_STAMP)
+
+$(VENV_STAMP): requirements.txt functions/requirements.txt
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements.txt
+	@touch $@
+
+$(TASKS_STAMP):
+	@test -x $(TASKS_VENV)/bin/python || $(PYTHON) -m venv $(TASKS_VENV)
+	$(TASKS_VENV)/bin/python -m pip install $(PIP_FLAGS) gcloud-tasks-emulator==$(TASKS_EMULATOR_VERSION)
+	@rm -f $(TASKS_VENV)/.installed-*
+	@touch $@
+
+$(IAC_STAMP):
+	@test -x $(IAC_VENV)/bin/python || $(PYTHON) -m venv $(IAC_VENV)
+	$(IAC_VENV)/bin/python -m pip install $(PIP_FLAGS) checkov==$(CHECKOV_VERSION) python-hcl2==$(PYTHON_HCL2_VERSION)
+	@rm -f $(IAC_VENV)/.installed-*
+	@touch $@
+
+run: setup
+	$(VENV)/bin/python -m emulator.stack run
+
+up: setup
+	$(VENV)/bin/python -m emulator.stack up
+
+down:
+	@if [ -x $(VENV)/bin/python ]; then $(VENV)/bin/python -m emulator.stack down; \
+	else $(PYTHON) -m emulator.stack down; fi
+
+status:
+	@if [ -x $(VENV)/bin/python ]; then $(VENV)/bin/python -m emulator.stack status; \
+	else $(PYTHON) -m emulator.stack status; fi
+
+test: setup
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+check-infra: $(IAC_STAMP)
+	terraform -chdir=infra fmt -check -recursive -diff
+	BC_SKIP_MAPPING=TRUE $(IAC_VENV)/bin/checkov --skip-download --quiet --compact --framework terraform --directory infra \
+		$(if $(wildcard infra/.checkov.yaml),--config-file infra/.checkov.yaml)
+
+deploy:
+	@test -n "$(PROJECT)" || { echo "usage: make deploy PROJECT=<gcp-project-id> REGION=<region>"; exit 2; }
+	@test -n "$(REGION)" || { echo "usage: make deploy PROJECT=<gcp-project-id> REGION=<region>"; exit 2; }
+	bash infra/deploy.sh $(PROJECT) $(REGION)
+
+clean:
+	-@$(MAKE) --no-print-directory down
+	rm -rf $(VENV) $(TASKS_VENV) $(IAC_VENV) .stack .pytest_cache
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

@@ -1,0 +1,300 @@
+"""Shared fixtures.
+
+Unit tests (tests/unit) need nothing running. Integration tests
+(tests/integration) request ``stack`` (directly or through ``api`` /
+``standin``), which starts the whole local emulator stack once per session on
+the fixed ports (API 9006 ... Tasks 9013) with test settings, and stops it at
+the end. Its logs are in ``.stack/test-logs/<service>.log``.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from emulator.stack import PORTS, Stack, StackError, port_in_use
+
+ROOT = Path(__file__).resolve().parents[1]
+API_BASE_URL = f"http://127.0.0.1:{PORTS['api']}"
+TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+
+# Settings every integration test runs with; a test that needs another value
+# passes it per job (webhooks) or goes through the stand-in's config.
+TEST_OVERRIDES: dict[str, str | None] = {
+    "ALLOW_PRIVATE_IMAGE_URLS": "true",
+    "GEMINI_RETRY_INITIAL_DELAY_MS": "100",
+    "JOB_LEASE_SECONDS": "15",
+    "WEBHOOK_ENABLED": "false",
+    # A raw secret (as in the seed): webhook tests verify the signatures with it.
+    "WEBHOOK_SECRET": "local-test-webhook-secret",
+    # Never reach real Google from the tests, whatever the developer's shell holds.
+    "GOOGLE_API_KEY": None,
+    "GEMINI_API_KEY": None,
+    "GOOGLE_GENAI_USE_VERTEXAI": None,
+    "GOOGLE_APPLICATION_CREDENTIALS": None,
+}
+
+
+# --------------------------------------------------------------------------- stack
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """The local emulator stack, started once for the whole session."""
+    if port_in_use(PORTS["api"]):
+        pytest.fail(
+            f"port {PORTS['api']} (the API) is already in use: a local stack is probably"
+            " running. Stop it with `make down` (or Ctrl-C in `make run`) and run the tests again.",
+            pytrace=False,
+        )
+    st = Stack(ROOT, overrides=TEST_OVERRIDES, log_dir=ROOT / ".stack" / "test-logs")
+    try:
+        st.start(timeout=180)
+    except StackError as err:
+        pytest.fail(f"the local stack did not start: {err}", pytrace=False)
+    try:
+        yield st
+    finally:
+        st.stop()
+
+
+# --------------------------------------------------------------------------- API client
+
+
+class ApiClient(requests.Session):
+    """``requests.Session`` whose relative URLs go to the API (default timeout 30 s)."""
+
+    def __init__(self, base_url: str = API_BASE_URL) -> None:
+        super().__init__()
+        self.base_url = base_url.rstrip("/")
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if url.startswith("/"):
+            url = self.base_url + url
+        kwargs.setdefault("timeout", 30)
+        return super().request(method, url, *args, **kwargs)
+
+    def wait_for_job(self, job_id: str, timeout: float = 60, interval: float = 0.2) -> dict[str, Any]:
+        """Poll ``/api/images/status/<job_id>`` until COMPLETED, FAILED or CANCELLED."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while True:
+            resp = self.get(f"/api/images/status/{job_id}")
+            if resp.status_code == 200:
+                last = resp.json()
+                if last.get("status") in TERMINAL_STATUSES:
+                    return last
+            else:
+                last = f"HTTP {resp.status_code}: {resp.text[:500]}"
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"job {job_id} not finished after {timeout} s; last status: {last}")
+            time.sleep(interval)
+
+
+@pytest.fixture
+def api(stack: Stack) -> Iterator[ApiClient]:
+    client = ApiClient(API_BASE_URL)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+# --------------------------------------------------------------------------- Gemini stand-in
+
+
+class StandinControl:
+    """The stand-in's control endpoints (never Gemini paths)."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = requests.Session()
+
+    def configure(self, latency_ms: int = 0, faults: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Replace the config: ``faults`` items are ``{"kind", "match", "times"}``."""
+        resp = self._http.put(
+            f"{self.base_url}/_standin/config",
+            json={"latency_ms": latency_ms, "faults": faults or []},
+            timeout=10,
+        )
+        resp.raise_for_status()
+        return resp.json()
+
+    def config(self) -> dict[str, Any]:
+        resp = self._http.get(f"{self.base_url}/_standin/config", timeout=10)
+        resp.raise_for_status()
+        return resp.json()
+
+    def reset(self) -> None:
+        self._http.post(f"{self.base_url}/_standin/reset", timeout=10).raise_for_status()
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The generateContent calls received since the last reset, oldest first."""
+        resp = self._http.get(f"{self.base_url}/_standin/calls", timeout=10)
+        resp.raise_for_status()
+        return resp.json()["calls"]
+
+    def close(self) -> None:
+        self._http.close()
+
+
+ACTIVE_STATUSES = ("PENDING", "INITIALIZING", "GENERATING", "SAVING")
+
+
+def busy_jobs(stack: Stack, recent_seconds: float = 20.0) -> list[str]:
+    """Ids of jobs still running (not terminal, updated in the last ``recent_seconds``).
+
+    Read through the Firestore emulator's REST API, so the test process needs
+    no Firestore environment. Jobs abandoned long ago (crash tests) don't count.
+    """
+    from datetime import datetime, timedelta, timezone
+
+    collection = stack.env.get("JOBS_COLLECTION") or "image_jobs"
+    url = (
+        f"{stack.urls['firestore']}/v1/projects/{stack.project}/databases/(default)/documents:runQuery"
+    )
+    query = {
+        "structuredQuery": {
+            "from": [{"collectionId": collection}],
+            "where": {
+                "fieldFilter": {
+                    "field": {"fieldPath": "status"},
+                    "op": "IN",
+                    "value": {"arrayValue": {"values": [{"stringValue": s} for s in ACTIVE_STATUSES]}},
+                }
+            },
+            "limit": 50,
+        }
+    }
+    resp = requests.post(url, json=query, headers={"Authorization": "Bearer owner"}, timeout=10)
+    resp.raise_for_status()
+    since = datetime.now(timezone.utc) - timedelta(seconds=recent_seconds)
+    busy = []
+    for row in resp.json():
+        doc = row.get("document")
+        if not doc:
+            continue
+        stamp = doc.get("fields", {}).get("updated_at", {}).get("timestampValue", "")
+        try:
+            updated = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            updated = datetime.now(timezone.utc)
+        if updated >= since:
+            busy.append(doc["name"].rsplit("/", 1)[-1])
+    return busy
+
+
+def wait_for_idle_jobs(stack: Stack, timeout: float = 15.0) -> list[str]:
+    """Wait (bounded) until no job of an earlier test is still running; returns those left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        busy = busy_jobs(stack)
+        if not busy or time.monotonic() >= deadline:
+            return busy
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def standin(stack: Stack) -> Iterator[StandinControl]:
+    """Control of the stack's Gemini stand-in; reset before and after each test.
+
+    Before the reset, jobs that earlier tests left running get (up to 15 s) to
+    finish, so that their model calls don't land in this test's call log.
+    """
+    control = StandinControl(stack.urls["gemini_standin"])
+    wait_for_idle_jobs(stack)
+    control.reset()
+    try:
+        yield control
+    finally:
+        try:
+            control.reset()
+        finally:
+            control.close()
+
+
+# --------------------------------------------------------------------------- input images
+
+
+def make_photo_jpeg(width: int = 800, height: int = 600) -> bytes:
+    """A deterministic photo-like JPEG (gradients and shapes), same bytes every call."""
+    from PIL import Image, ImageDraw
+
+    red = Image.linear_gradient("L").resize((width, height))
+    green = Image.linear_gradient("L").rotate(90).resize((width, height))
+    blue = Image.radial_gradient("L").resize((width, height))
+    img = Image.merge("RGB", (red, green, blue))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((width * 0.55, height * 0.1, width * 0.85, height * 0.5), fill=(250, 210, 60))
+    draw.rectangle((0, height * 0.7, width, height), fill=(20, 70, 140))
+    for i in range(0, width, 40):
+        draw.line((i, height * 0.7 + (i % 80) / 4, i + 30, height * 0.7), fill=(230, 240, 255), width=3)
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+class ImageServer:
+    """A loopback HTTP server: ``GET /photo.jpg`` -> an 800x600 JPEG."""
+
+    def __init__(self) -> None:
+        self.photo = make_photo_jpeg()
+        self.requests: list[str] = []
+        files = {"/photo.jpg": ("image/jpeg", self.photo)}
+        server_ref = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                server_ref.requests.append(self.path)
+                entry = files.get(self.path.split("?", 1)[0])
+                if entry is None:
+                    self.send_error(404)
+                    return
+                content_type, body = entry
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_port
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.photo_url = f"{self.base_url}/photo.jpg"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="image-server", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def image_server() -> Iterator[ImageServer]:
+    """Loopback server for ``input_image_url`` (``.photo_url``, ``.photo`` bytes)."""
+    server = ImageServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under tests/integration is marked ``integration`` (``-m 'not integration'``)."""
+    integration_dir = ROOT / "tests" / "integration"
+    for item in items:
+        if integration_dir in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.integration)

@@ -1,0 +1,86 @@
+"""Pillow post-processing: exact dimensions and formats from any model output."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import pytest
+from PIL import Image
+
+from imagegen import imaging
+from imagegen.models import FORMATS, QUALITIES, SIZES
+
+
+def png(width: int, height: int, mode: str = "RGB") -> bytes:
+    out = io.BytesIO()
+    color = (200, 40, 90, 128) if mode == "RGBA" else (200, 40, 90)
+    Image.new(mode, (width, height), color[: len(mode)]).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("size", "quality", "expected"),
+    [
+        ("512x512", "standard", ("1:1", "1K")),
+        ("1024x1024", "high", ("1:1", "1K")),
+        ("1024x1024", "ultra", ("1:1", "2K")),
+        ("1792x1024", "standard", ("16:9", "1K")),
+        ("1792x1024", "high", ("16:9", "2K")),
+        ("1792x1024", "ultra", ("16:9", "2K")),
+    ],
+)
+def test_plan_maps_size_and_quality(size: str, quality: str, expected: tuple[str, str]) -> None:
+    plan = imaging.plan(size, quality)
+    assert (plan.aspect_ratio, plan.image_size) == expected
+    assert f"{plan.width}x{plan.height}" == size
+
+
+@pytest.mark.parametrize(("size", "fmt", "quality"), list(itertools.product(SIZES, FORMATS, QUALITIES)))
+def test_render_gives_exact_size_and_format(size: str, fmt: str, quality: str) -> None:
+    source = png(1376, 768) if size == "1792x1024" else png(1024, 1024)
+    encoded = imaging.render(source, imaging.plan(size, quality), fmt, quality)
+    decoded = Image.open(io.BytesIO(encoded.data))
+    assert decoded.format == fmt
+    assert f"{decoded.width}x{decoded.height}" == size == encoded.dimensions
+    assert encoded.content_type == f"image/{fmt.lower()}"
+
+
+def test_render_crops_instead_of_stretching() -> None:
+    # A square picture whose left half is red and right half blue, to 16:9:
+    # cover-resizing keeps the centre, so both colours remain, undistorted.
+    image = Image.new("RGB", (1000, 1000), (255, 0, 0))
+    image.paste((0, 0, 255), (500, 0, 1000, 1000))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    encoded = imaging.render(out.getvalue(), imaging.plan("1792x1024", "high"), "PNG", "high")
+    result = Image.open(io.BytesIO(encoded.data)).convert("RGB")
+    assert result.getpixel((10, 512)) == (255, 0, 0)
+    assert result.getpixel((1780, 512)) == (0, 0, 255)
+
+
+def test_alpha_kept_for_png_and_dropped_for_jpeg() -> None:
+    source = png(1024, 1024, "RGBA")
+    target = imaging.plan("512x512", "high")
+    assert Image.open(io.BytesIO(imaging.render(source, target, "PNG", "high").data)).mode == "RGBA"
+    assert Image.open(io.BytesIO(imaging.render(source, target, "JPEG", "high").data)).mode == "RGB"
+
+
+def test_corrupt_bytes_refused() -> None:
+    with pytest.raises(imaging.ImageError):
+        imaging.render(b"not an image", imaging.plan("512x512", "high"), "PNG", "high")
+
+
+def test_decompression_bomb_refused_before_decoding() -> None:
+    # A 10000x5000 PNG of one colour is tiny on disk but 50 Mpx once decoded.
+    bomb = png(10000, 5000)
+    assert len(bomb) < 200_000
+    with pytest.raises(imaging.ImageError, match="trop grande"):
+        imaging.open_image(bomb)
+
+
+def test_prepare_input_normalises_to_bounded_jpeg() -> None:
+    data, mime = imaging.prepare_input(png(3000, 1500, "RGBA"))
+    image = Image.open(io.BytesIO(data))
+    assert mime == "image/jpeg" and image.format == "JPEG"
+    assert image.size == (2048, 1024)
