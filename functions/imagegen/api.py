@@ -9,7 +9,7 @@ Firestore or Cloud Tasks unreachable: 503 with ``Retry-After``).
 
 from __future__ import annotations
 
-import ipaddress
+import hashlib
 import json
 import logging
 import re
@@ -19,15 +19,22 @@ from urllib.parse import urlsplit
 
 import flask
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
 
-from . import job_store, storage, task_queue
+from . import auth, job_store, rate_limit, storage, task_queue
 from .config import GeminiBackend, load_settings
 from .gemini import NOT_CONFIGURED
 from .http import error_response, json_response, request_context
 from .logs import current_trace, fields, log_context
-from .models import CreateJobResponse, GenerateRequest, HealthResponse, JobStatus, validation_messages
+from .models import (
+    CreateJobResponse,
+    GenerateRequest,
+    HealthResponse,
+    JobListResponse,
+    JobStatus,
+    validation_messages,
+)
 from .openapi import openapi_document
 from .results import result_body, status_body
 from .source_image import is_public_address
@@ -38,7 +45,9 @@ NOT_FOUND = "Tâche introuvable"
 CREATED = "Tâche de génération d'images créée avec succès"
 UNAVAILABLE = "Service temporairement indisponible, réessayez dans quelques instants"
 _IMAGE_FILE = re.compile(r"^image_[1-4]\.(png|jpg|webp)$")
-_RETRY_AFTER = "5"
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_RETRY_LATER = {"Retry-After": "5"}
+_MAX_PAGE = 100
 
 _ROUTES = Map(
     [
@@ -47,10 +56,15 @@ _ROUTES = Map(
         Rule("/api/images/generate", endpoint="generate", methods=["POST"]),
         Rule("/api/images/status/<job_id>", endpoint="status", methods=["GET"]),
         Rule("/api/images/result/<job_id>", endpoint="result", methods=["GET"]),
+        Rule("/api/images/cancel/<job_id>", endpoint="cancel", methods=["POST"]),
+        Rule("/api/images/jobs", endpoint="jobs", methods=["GET"]),
         Rule(f"/{storage.IMAGES_PREFIX}/<job_id>/<filename>", endpoint="image", methods=["GET"]),
     ],
     strict_slashes=False,
 )
+# Routes anyone may call; every other route needs a principal (see ``auth``).
+# Image URLs are capabilities: unguessable job ids, like signed URLs.
+_PUBLIC = frozenset({"health", "openapi", "image"})
 
 
 def handle(request: flask.Request) -> flask.Response:
@@ -71,11 +85,18 @@ def _dispatch(request: flask.Request) -> flask.Response:
         return error_response(405, "Méthode non autorisée")
     except HTTPException:  # NotFound, and redirects we do not offer
         return error_response(404, "Route introuvable")
+    handler = _HANDLERS[endpoint]
     try:
-        return _HANDLERS[endpoint](request, **args)
+        if endpoint in _PUBLIC:
+            return handler(request, **args)
+        try:
+            principal = auth.authenticate(request.headers)
+        except auth.AuthError as exc:
+            return error_response(exc.status, exc.message, headers=exc.headers)
+        return handler(request, principal, **args)
     except Exception:
         logger.exception("request failed", **fields(endpoint=endpoint))
-        return error_response(503, UNAVAILABLE, Retry_After=_RETRY_AFTER)
+        return error_response(503, UNAVAILABLE, headers=_RETRY_LATER)
 
 
 def health(request: flask.Request) -> flask.Response:
@@ -100,8 +121,12 @@ def openapi(request: flask.Request) -> flask.Response:
     return json_response(openapi_document())
 
 
-def generate(request: flask.Request) -> flask.Response:
-    """Validate, store the PENDING job, queue its task; 202 with the job id."""
+def generate(request: flask.Request, principal: auth.Principal) -> flask.Response:
+    """Validate, store the PENDING job, queue its task; 202 with the job id.
+
+    With an ``Idempotency-Key`` header, a repeat of the same request returns
+    the same job (and queues nothing); the same key with another body is 422.
+    """
     settings = load_settings()
     body, problem = _json_body(request, settings.max_request_bytes)
     if problem is not None:
@@ -115,49 +140,126 @@ def generate(request: flask.Request) -> flask.Response:
     if refused:
         message = f"{refused} pointe vers une adresse privée ou locale, refusée"
         return error_response(400, message, [{"field": refused, "message": message}])
+    idempotency_key = request.headers.get("Idempotency-Key")
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
+        return error_response(400, "Idempotency-Key doit faire 1 à 255 caractères ASCII visibles")
     if settings.gemini_backend is GeminiBackend.NONE:
         return error_response(500, NOT_CONFIGURED)
+    if principal.method != "anonymous":
+        wait = rate_limit.retry_after(principal.owner)
+        if wait:
+            message = f"Trop de tâches créées, réessayez dans {wait} s"
+            return error_response(429, message, headers={"Retry-After": str(wait)})
 
-    job_id = job_store.new_job_id()
     webhook = (
         {"url": params.webhook_url, "events": params.webhook_events}
         if params.webhook_url or params.webhook_events
         else None
     )
-    with log_context(job_id=job_id):
-        job_store.create_job(
-            job_id, params.job_fields(), owner="anonymous", webhook=webhook, trace=current_trace()
-        )
+    job = job_store.new_job(
+        params.job_fields(), owner=principal.owner, webhook=webhook, trace=current_trace()
+    )
+    key_id = ""
+    if idempotency_key is None:
+        job_store.create_job(job)
+    else:
+        key_id = _digest(principal.owner, idempotency_key)
+        request_hash = _digest(params.model_dump_json())
+        try:
+            job, created = job_store.create_job_once(job, key=key_id, request_hash=request_hash)
+        except job_store.IdempotencyConflict:
+            return error_response(
+                422, "Idempotency-Key déjà utilisée avec une requête différente"
+            )
+        if not created:
+            return _created(job, replayed=True)
+    with log_context(job_id=job["job_id"]):
         try:
             task_queue.enqueue_json(
-                settings.tasks_queue, settings.worker_url, {"job_id": job_id}, task_id=job_id
+                settings.tasks_queue, settings.worker_url, {"job_id": job["job_id"]}, task_id=job["job_id"]
             )
         except task_queue.QueueUnavailable:
             logger.exception("could not queue the job; failing it")
-            job_store.fail_unowned(job_id, ["File d'attente indisponible, la tâche n'a pas pu démarrer"])
-            return error_response(503, UNAVAILABLE, Retry_After=_RETRY_AFTER)
+            job_store.fail_unowned(
+                job["job_id"], ["File d'attente indisponible, la tâche n'a pas pu démarrer"]
+            )
+            if key_id:
+                job_store.forget_idempotency_key(key_id)
+            return error_response(503, UNAVAILABLE, headers=_RETRY_LATER)
         logger.info("job created", **fields(num_images=params.num_images, size=params.size))
+    return _created(job, replayed=False)
+
+
+def _created(job: dict[str, Any], *, replayed: bool) -> flask.Response:
+    headers = {"Location": f"/api/images/status/{job['job_id']}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
     return json_response(
-        CreateJobResponse(job_id=job_id, status=JobStatus.PENDING, message=CREATED),
+        CreateJobResponse(job_id=job["job_id"], status=JobStatus.PENDING, message=CREATED),
         202,
-        {"Location": f"/api/images/status/{job_id}"},
+        headers,
     )
 
 
-def status(request: flask.Request, job_id: str) -> flask.Response:
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _owned_job(job_id: str, principal: auth.Principal) -> dict[str, Any] | None:
+    """The job if it exists and belongs to the caller: another owner's job is 'not found'."""
     job = job_store.get_job(job_id)
+    return job if job is not None and job.get("owner") == principal.owner else None
+
+
+def status(request: flask.Request, principal: auth.Principal, job_id: str) -> flask.Response:
+    job = _owned_job(job_id, principal)
     if job is None:
         return error_response(404, NOT_FOUND)
     return json_response(status_body(job))
 
 
-def result(request: flask.Request, job_id: str) -> flask.Response:
-    """200 once the job has ended (completed or failed), 202 while it still runs."""
-    job = job_store.get_job(job_id)
+def result(request: flask.Request, principal: auth.Principal, job_id: str) -> flask.Response:
+    """200 once the job has ended (completed, failed, cancelled), 202 while it still runs."""
+    job = _owned_job(job_id, principal)
     if job is None:
         return error_response(404, NOT_FOUND)
     finished = JobStatus(job["status"]).is_terminal
     return json_response(result_body(job), 200 if finished else 202)
+
+
+def cancel(request: flask.Request, principal: auth.Principal, job_id: str) -> flask.Response:
+    """Stop an unfinished job: CANCELLED at once, the worker stops before its next image."""
+    try:
+        job = job_store.cancel_job(job_id, principal.owner)
+    except job_store.AlreadyFinished as exc:
+        return error_response(409, f"La tâche est déjà terminée ({exc.job['status']})")
+    if job is None:
+        return error_response(404, NOT_FOUND)
+    with log_context(job_id=job_id):
+        storage.delete_job_images(job_id)
+        logger.info("job cancelled")
+    return json_response(status_body(job))
+
+
+def jobs(request: flask.Request, principal: auth.Principal) -> flask.Response:
+    """The caller's jobs, newest first; ``cursor`` continues where a page ended."""
+    args = request.args
+    status_filter = args.get("status") or None
+    if status_filter is not None and status_filter not in JobStatus.__members__:
+        message = f"status doit être l'une des valeurs : {', '.join(JobStatus.__members__)}"
+        return error_response(400, message)
+    limit_text = args.get("limit", "20")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= _MAX_PAGE:
+        return error_response(400, f"limit doit être entre 1 et {_MAX_PAGE}")
+    limit = int(limit_text)
+    cursor = args.get("cursor") or None
+    page = job_store.list_jobs(principal.owner, status=status_filter, limit=limit, after=cursor)
+    if page is None:
+        return error_response(400, "cursor invalide")
+    next_cursor = page[-1]["job_id"] if len(page) == limit else None
+    return json_response(
+        JobListResponse(jobs=[status_body(job) for job in page], next_cursor=next_cursor)
+    )
 
 
 def image(request: flask.Request, job_id: str, filename: str) -> flask.Response:
@@ -181,6 +283,8 @@ _HANDLERS: dict[str, Callable[..., flask.Response]] = {
     "generate": generate,
     "status": status,
     "result": result,
+    "cancel": cancel,
+    "jobs": jobs,
     "image": image,
 }
 

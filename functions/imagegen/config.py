@@ -124,6 +124,26 @@ class Settings:
     webhook_timeout_seconds: int
     """``WEBHOOK_TIMEOUT_SECONDS`` for one delivery attempt (default 10)."""
 
+    auth_required: bool
+    """``AUTH_REQUIRED``: refuse requests that send no credentials (401).
+
+    An explicit value wins; unset, it is true when ``ENVIRONMENT=production``
+    and false otherwise. Without it, such requests run as the ``anonymous``
+    owner, but credentials that are sent are still verified (a bad one is 401).
+    """
+    firebase_auth_enabled: bool
+    """``FIREBASE_AUTH_ENABLED``: accept Firebase Auth ID tokens as ``Bearer`` (default false)."""
+    firebase_project_id: str
+    """``FIREBASE_PROJECT_ID``: audience of the ID tokens (default ``GOOGLE_CLOUD_PROJECT``)."""
+    firebase_certs_url: str
+    """``FIREBASE_CERTS_URL``: test-only, where token certificates come from (default empty: Google's)."""
+    api_keys_collection: str
+    """``API_KEYS_COLLECTION`` of hashed API keys (default ``api_keys``)."""
+    api_key_hashes: str
+    """``API_KEY_HASHES``: comma-separated ``owner:sha256hex`` keys, checked before Firestore."""
+    rate_limit_per_minute: int
+    """``RATE_LIMIT_PER_MINUTE`` of API requests (default 60; 0 disables)."""
+
     @property
     def gemini_backend(self) -> GeminiBackend:
         if self.use_vertex:
@@ -185,4 +205,11 @@ def load_settings() -> Settings:
         webhook_tasks_queue=_env("WEBHOOK_TASKS_QUEUE", "webhook-deliveries"),
         webhook_delivery_url=_env("WEBHOOK_DELIVERY_URL", "http://127.0.0.1:9009/"),
         webhook_timeout_seconds=_env_int("WEBHOOK_TIMEOUT_SECONDS", 10),
+        auth_required=_env_bool("AUTH_REQUIRED", _env("ENVIRONMENT", "development") == "production"),
+        firebase_auth_enabled=_env_bool("FIREBASE_AUTH_ENABLED", False),
+        firebase_project_id=_env("FIREBASE_PROJECT_ID", _env("GOOGLE_CLOUD_PROJECT", "imagegen-local")),
+        firebase_certs_url=_env("FIREBASE_CERTS_URL"),
+        api_keys_collection=_env("API_KEYS_COLLECTION", "api_keys"),
+        api_key_hashes=_env("API_KEY_HASHES"),
+        rate_limit_per_minute=_env_int("RATE_LIMIT_PER_MINUTE", 60),
     )

@@ -27,7 +27,10 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def error_response(
-    status: int, message: str, details: list[dict[str, str]] | None = None, **headers: str
+    status: int,
+    message: str,
+    details: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> flask.Response:
     """The API's error shape: ``{"error": message, "details": [...]}``."""
     return json_response({"error": message, "details": details or []}, status, headers)

@@ -32,6 +32,8 @@ from .models import JOB_ID_PATTERN, JobStatus
 
 _TX_ATTEMPTS = 10
 _JOB_TTL = timedelta(days=30)
+_IDEMPOTENCY_COLLECTION = "idempotency_keys"
+_IDEMPOTENCY_TTL = timedelta(hours=24)
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 STATUS_MESSAGES = {
@@ -76,17 +78,17 @@ def _transaction() -> Any:
     return firestore_client().transaction(max_attempts=_TX_ATTEMPTS)
 
 
-def create_job(
-    job_id: str,
+def new_job(
     request: dict[str, Any],
     *,
     owner: str,
     webhook: dict[str, Any] | None,
     trace: str,
 ) -> dict[str, Any]:
-    """Write a new PENDING job; the id is random so the write never contends."""
+    """A PENDING job document, not yet written; its id is random, so writes never contend."""
     now = utcnow()
-    job = {
+    job_id = new_job_id()
+    return {
         "job_id": job_id,
         "owner": owner,
         "status": JobStatus.PENDING.value,
@@ -104,8 +106,11 @@ def create_job(
         "updated_at": now,
         "expires_at": now + _JOB_TTL,
     }
-    _collection().document(job_id).create(job)
-    return job
+
+
+def create_job(job: dict[str, Any]) -> None:
+    """Write a job built by ``new_job``."""
+    _collection().document(job["job_id"]).create(job)
 
 
 def get_job(job_id: str) -> dict[str, Any] | None:
@@ -218,3 +223,136 @@ def release_lease(job_id: str, worker_id: str) -> None:
         update_owned(job_id, worker_id, {}, release=True)
     except LeaseLost:
         pass
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was already used with a different request body."""
+
+
+class AlreadyFinished(Exception):
+    """The job ended before it could be cancelled; carries the job."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        super().__init__(job["job_id"])
+        self.job = job
+
+
+def create_job_once(
+    job: dict[str, Any], *, key: str, request_hash: str
+) -> tuple[dict[str, Any], bool]:
+    """Create ``job`` unless this idempotency key already made one (Stripe's semantics).
+
+    The key document ``idempotency_keys/{key}`` and the job are written in one
+    transaction, so two concurrent requests with the same key create one job.
+    Returns the job and whether it was created now. Keys live 24 h
+    (``expires_at``, a Firestore TTL field); an expired key is reusable.
+    """
+    from google.cloud import firestore
+
+    client = firestore_client()
+    key_ref = client.collection(_IDEMPOTENCY_COLLECTION).document(key)
+    job_ref = _collection().document(job["job_id"])
+
+    @firestore.transactional
+    def create(transaction: Any) -> tuple[dict[str, Any], bool]:
+        snapshot = key_ref.get(transaction=transaction)
+        record = snapshot.to_dict() if snapshot.exists else None
+        if record and record["expires_at"] > utcnow():
+            if record["request_hash"] != request_hash:
+                raise IdempotencyConflict(key)
+            existing = job_ref.parent.document(record["job_id"]).get(transaction=transaction)
+            return existing.to_dict(), False
+        transaction.set(
+            key_ref,
+            {
+                "job_id": job["job_id"],
+                "owner": job["owner"],
+                "request_hash": request_hash,
+                "created_at": job["created_at"],
+                "expires_at": job["created_at"] + _IDEMPOTENCY_TTL,
+            },
+        )
+        transaction.create(job_ref, job)
+        return job, True
+
+    return create(_transaction())
+
+
+def forget_idempotency_key(key: str) -> None:
+    """Drop a key whose job could not start, so the client's retry can succeed."""
+    firestore_client().collection(_IDEMPOTENCY_COLLECTION).document(key).delete()
+
+
+def cancel_job(job_id: str, owner: str) -> dict[str, Any] | None:
+    """Cancel the owner's unfinished job; None when it is not theirs or does not exist."""
+    from google.cloud import firestore
+
+    if not JOB_ID_PATTERN.match(job_id):
+        return None
+    ref = _collection().document(job_id)
+
+    @firestore.transactional
+    def cancel(transaction: Any) -> dict[str, Any] | None:
+        snapshot = ref.get(transaction=transaction)
+        job = snapshot.to_dict() if snapshot.exists else None
+        if job is None or job["owner"] != owner:
+            return None
+        if JobStatus(job["status"]).is_terminal:
+            raise AlreadyFinished(job)
+        changes = _status_fields(JobStatus.CANCELLED, progress=job["progress"]) | {
+            "errors": ["Tâche annulée à la demande du client"],
+            "lease": None,
+            "updated_at": utcnow(),
+        }
+        transaction.update(ref, changes)
+        return job | changes
+
+    return cancel(_transaction())
+
+
+def list_jobs(
+    owner: str, *, status: str | None, limit: int, after: str | None
+) -> list[dict[str, Any]] | None:
+    """The owner's jobs, newest first, after the job id ``after`` (None if not theirs).
+
+    Paging starts after the cursor job's snapshot, so Firestore orders ties by
+    document id itself and the ``owner, created_at desc`` index suffices.
+    """
+    from google.cloud import firestore
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = _collection().where(filter=FieldFilter("owner", "==", owner))
+    if status:
+        query = query.where(filter=FieldFilter("status", "==", status))
+    query = query.order_by("created_at", direction=firestore.Query.DESCENDING)
+    if after is not None:
+        cursor = _collection().document(after).get() if JOB_ID_PATTERN.match(after) else None
+        if cursor is None or not cursor.exists or cursor.get("owner") != owner:
+            return None
+        query = query.start_after(cursor)
+    return [snapshot.to_dict() for snapshot in query.limit(limit).stream()]
+
+
+def count_created_since(owner: str, since: datetime) -> int:
+    """How many jobs ``owner`` created after ``since`` (one aggregation, no document reads)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = (
+        _collection()
+        .where(filter=FieldFilter("owner", "==", owner))
+        .where(filter=FieldFilter("created_at", ">", since))
+    )
+    return int(query.count().get()[0][0].value)
+
+
+def oldest_created_since(owner: str, since: datetime) -> datetime | None:
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = (
+        _collection()
+        .where(filter=FieldFilter("owner", "==", owner))
+        .where(filter=FieldFilter("created_at", ">", since))
+        .order_by("created_at")
+        .limit(1)
+    )
+    return next((snapshot.get("created_at") for snapshot in query.stream()), None)

@@ -221,6 +221,13 @@ class StatusResponse(BaseModel):
     errors: list[str] | None = Field(default=None, description="Présent si FAILED")
 
 
+class JobListResponse(BaseModel):
+    jobs: list[StatusResponse] = Field(description="Tâches de l'appelant, les plus récentes d'abord")
+    next_cursor: str | None = Field(
+        default=None, description="À passer en ?cursor= pour la page suivante; absent à la fin"
+    )
+
+
 class ImageInfo(BaseModel):
     file_path: str = Field(description="Objet Cloud Storage (gs://bucket/generated_images/...)")
     url: str = Field(description="URL de téléchargement de l'image")

@@ -16,6 +16,7 @@ from .models import (
     ErrorResponse,
     GenerateRequest,
     HealthResponse,
+    JobListResponse,
     ResultResponse,
     StatusResponse,
 )
@@ -39,6 +40,7 @@ def _schemas() -> dict[str, Any]:
         ResultResponse,
         ErrorResponse,
         HealthResponse,
+        JobListResponse,
     ]
     for model in models:
         schema = model.model_json_schema(ref_template=_REF)
@@ -58,6 +60,22 @@ def _error(description: str) -> dict[str, Any]:
     return _json("ErrorResponse", description)
 
 
+_AUTH_ERRORS = {
+    "401": _error("Authentification requise ou invalide"),
+    "503": _error("Service temporairement indisponible"),
+}
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
+    "description": (
+        "Rejouer la même requête avec la même clé (24 h) renvoie la même tâche; "
+        "la même clé avec un autre corps est refusée (422)."
+    ),
+}
+
+
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     return {
@@ -75,6 +93,7 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "operationId": "generateImages",
                     "summary": "Générer des images",
+                    "parameters": [_IDEMPOTENCY_KEY],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -85,9 +104,11 @@ def openapi_document() -> dict[str, Any]:
                         "202": _json("CreateJobResponse", "Tâche créée (PENDING)"),
                         "400": _error("Requête invalide (un message par champ)"),
                         "413": _error("Corps trop volumineux"),
+                        "422": _error("Idempotency-Key réutilisée avec un autre corps"),
+                        "429": _error("Trop de tâches créées (en-tête Retry-After)"),
                         "500": _error("Clé API Google non configurée"),
-                        "503": _error("Service temporairement indisponible"),
-                    },
+                    }
+                    | _AUTH_ERRORS,
                 }
             },
             "/api/images/status/{job_id}": {
@@ -98,8 +119,8 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": _json("StatusResponse", "Statut de la tâche"),
                         "404": _error("Tâche introuvable"),
-                        "503": _error("Service temporairement indisponible"),
-                    },
+                    }
+                    | _AUTH_ERRORS,
                 }
             },
             "/api/images/result/{job_id}": {
@@ -111,17 +132,75 @@ def openapi_document() -> dict[str, Any]:
                         "200": _json("ResultResponse", "Tâche terminée (COMPLETED, FAILED ou CANCELLED)"),
                         "202": _json("ResultResponse", "Tâche en cours : statut et progression, sans images"),
                         "404": _error("Tâche introuvable"),
-                        "503": _error("Service temporairement indisponible"),
-                    },
+                    }
+                    | _AUTH_ERRORS,
+                }
+            },
+            "/api/images/cancel/{job_id}": {
+                "post": {
+                    "operationId": "cancelJob",
+                    "summary": "Annuler une tâche non terminée",
+                    "parameters": [_JOB_ID],
+                    "responses": {
+                        "200": _json("StatusResponse", "Tâche annulée (CANCELLED)"),
+                        "404": _error("Tâche introuvable"),
+                        "409": _error("Tâche déjà terminée"),
+                    }
+                    | _AUTH_ERRORS,
+                }
+            },
+            "/api/images/jobs": {
+                "get": {
+                    "operationId": "listJobs",
+                    "summary": "Lister ses tâches, les plus récentes d'abord",
+                    "parameters": [
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"$ref": _REF.format(model="JobStatus")},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                        },
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                            "description": "next_cursor de la page précédente",
+                        },
+                    ],
+                    "responses": {
+                        "200": _json("JobListResponse", "Une page de tâches"),
+                        "400": _error("Paramètre invalide"),
+                    }
+                    | _AUTH_ERRORS,
                 }
             },
             "/health": {
                 "get": {
                     "operationId": "health",
                     "summary": "État du service",
+                    "security": [],
                     "responses": {"200": _json("HealthResponse", "Service en bonne santé")},
                 }
             },
         },
-        "components": {"schemas": _schemas()},
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Clé API (igk_...) ou jeton d'identification Firebase Auth",
+                },
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+        # Optional in development (AUTH_REQUIRED=false): an empty requirement allows anonymous calls.
+        "security": [{"bearer": []}, {"apiKey": []}, {}],
     }

@@ -55,6 +55,14 @@ def delete(name: str) -> None:
         pass
 
 
+def delete_job_images(job_id: str) -> None:
+    """Remove every stored image of a job (cancelled jobs keep none)."""
+    for blob in storage_client().list_blobs(
+        load_settings().images_bucket, prefix=f"{IMAGES_PREFIX}/{job_id}/"
+    ):
+        delete(blob.name)
+
+
 def download(name: str) -> tuple[bytes, str] | None:
     """The object's bytes and Content-Type, or None when it does not exist."""
     from google.api_core.exceptions import NotFound
