@@ -28,6 +28,7 @@ FORMATS = ("PNG", "JPEG", "WEBP")
 STYLES = ("photorealistic", "artistic", "illustration", "3d-render")
 QUALITIES = ("standard", "high", "ultra")
 WEBHOOK_EVENTS = ("completed", "failed", "progress", "cancelled")
+_CHOICES = {"size": SIZES, "format": FORMATS, "style": STYLES, "quality": QUALITIES}
 JOB_ID_PATTERN = re.compile(r"^img_[a-z0-9]{8,32}$")
 # C0/C1 control characters other than tab, newline and carriage return.
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -138,25 +139,10 @@ class GenerateRequest(BaseModel):
     def _urls(cls, value: Any, info: Any) -> Any:
         return _check_url(info.field_name, value)
 
-    @field_validator("size", mode="before")
+    @field_validator("size", "format", "style", "quality", mode="before")
     @classmethod
-    def _size(cls, value: Any) -> Any:
-        return _check_choice("size", value, SIZES)
-
-    @field_validator("format", mode="before")
-    @classmethod
-    def _format(cls, value: Any) -> Any:
-        return _check_choice("format", value, FORMATS)
-
-    @field_validator("style", mode="before")
-    @classmethod
-    def _style(cls, value: Any) -> Any:
-        return _check_choice("style", value, STYLES)
-
-    @field_validator("quality", mode="before")
-    @classmethod
-    def _quality(cls, value: Any) -> Any:
-        return _check_choice("quality", value, QUALITIES)
+    def _choices(cls, value: Any, info: Any) -> Any:
+        return _check_choice(info.field_name, value, _CHOICES[info.field_name])
 
     @field_validator("webhook_events", mode="before")
     @classmethod

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import functools
 import hmac
+import logging
 from typing import Any
 
+import flask
+
 from .config import load_settings
+from .http import error_response
 from .task_queue import SECRET_HEADER
+
+logger = logging.getLogger(__name__)
 
 _ISSUERS = {"https://accounts.google.com", "accounts.google.com"}
 
@@ -51,3 +57,13 @@ def verify_task_caller(headers: Any, audience: str) -> None:
     expected = settings.tasks_shared_secret
     if not expected or not hmac.compare_digest(headers.get(SECRET_HEADER, ""), expected):
         raise Unauthorized("secret de tâche invalide")
+
+
+def refusal(request: flask.Request, audience: str) -> flask.Response | None:
+    """None when Cloud Tasks is calling; otherwise the 401 to answer, logged."""
+    try:
+        verify_task_caller(request.headers, audience=audience)
+    except Unauthorized as exc:
+        logger.warning("task target call refused: %s", exc)
+        return error_response(401, "Appel non autorisé")
+    return None

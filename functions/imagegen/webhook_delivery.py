@@ -29,14 +29,13 @@ from typing import Any, Literal
 import flask
 import httpx
 
-from . import webhooks
+from . import task_auth, webhooks
 from .clients import firestore_client
 from .config import Settings, load_settings
 from .http import error_response, json_response, request_context
 from .job_store import utcnow
 from .logs import fields, log_context
 from .models import JOB_ID_PATTERN
-from .task_auth import Unauthorized, verify_task_caller
 
 logger = logging.getLogger(__name__)
 
@@ -206,11 +205,9 @@ def handle_request(request: flask.Request) -> flask.Response:
     """Entry point of ``webhook_delivery``: body ``{"job_id", "event_id"}``."""
     settings = load_settings()
     with request_context(request):
-        try:
-            verify_task_caller(request.headers, audience=settings.webhook_delivery_url)
-        except Unauthorized as exc:
-            logger.warning("webhook delivery refused: %s", exc)
-            return error_response(401, "Appelant non autorisé")
+        refused = task_auth.refusal(request, audience=settings.webhook_delivery_url)
+        if refused is not None:
+            return refused
         body = request.get_json(silent=True)
         body = body if isinstance(body, dict) else {}
         job_id, event_id = str(body.get("job_id", "")), str(body.get("event_id", ""))

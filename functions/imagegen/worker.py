@@ -26,14 +26,13 @@ from typing import Any
 
 import flask
 
-from . import gemini, imaging, job_store, source_image, storage
+from . import gemini, imaging, job_store, source_image, storage, task_auth
 from .config import load_settings
 from .http import error_response, json_response, request_context
 from .job_store import LeaseLost
 from .logs import fields, log_context
 from .models import JOB_ID_PATTERN, JobStatus
 from .results import iso
-from .task_auth import Unauthorized, verify_task_caller
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +48,9 @@ def handle(request: flask.Request) -> flask.Response:
     with request_context(request):
         if request.method != "POST":
             return error_response(405, "Méthode non autorisée")
-        settings = load_settings()
-        try:
-            verify_task_caller(request.headers, audience=settings.worker_url)
-        except Unauthorized as exc:
-            logger.warning("worker call refused: %s", exc)
-            return error_response(401, "Appel non autorisé")
+        refused = task_auth.refusal(request, audience=load_settings().worker_url)
+        if refused is not None:
+            return refused
         body = request.get_json(silent=True)
         job_id = body.get("job_id") if isinstance(body, dict) else None
         if not isinstance(job_id, str) or not JOB_ID_PATTERN.match(job_id):
