@@ -201,9 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "generate":
-            key = new_key()
+            owner, key = _check_owner(args.owner), new_key()
             print(key)
-            print(f"API_KEY_HASHES entry: {_check_owner(args.owner)}:{hash_key(key)}", file=sys.stderr)
+            print(f"API_KEY_HASHES entry: {owner}:{hash_key(key)}", file=sys.stderr)
             print(_SHOWN_ONCE, file=sys.stderr)
             return 0
         print(f"Using {_target()}", file=sys.stderr)
