@@ -82,12 +82,14 @@ class ApiClient(requests.Session):
         kwargs.setdefault("timeout", 30)
         return super().request(method, url, *args, **kwargs)
 
-    def wait_for_job(self, job_id: str, timeout: float = 60, interval: float = 0.2) -> dict[str, Any]:
+    def wait_for_job(
+        self, job_id: str, timeout: float = 60, interval: float = 0.2, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         """Poll ``/api/images/status/<job_id>`` until COMPLETED, FAILED or CANCELLED."""
         deadline = time.monotonic() + timeout
         last: Any = None
         while True:
-            resp = self.get(f"/api/images/status/{job_id}")
+            resp = self.get(f"/api/images/status/{job_id}", headers=headers)
             if resp.status_code == 200:
                 last = resp.json()
                 if last.get("status") in TERMINAL_STATUSES:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import flask
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 
 from . import auth, job_store, rate_limit, storage, task_queue
@@ -293,11 +293,15 @@ def _json_body(request: flask.Request, limit: int) -> tuple[Any, flask.Response 
     """The parsed JSON body, or the 4xx response explaining why there is none."""
     if request.mimetype != "application/json":
         return None, error_response(400, "Content-Type doit être application/json")
-    request.max_content_length = limit
-    try:
-        raw = request.get_data(cache=True)
-    except RequestEntityTooLarge:
-        return None, error_response(413, f"Requête trop volumineuse (maximum {limit} octets)")
+    # Bounded read: Content-Length may be absent (chunked) or lie. (Setting
+    # request.max_content_length instead breaks functions-framework, which
+    # drains the body after every request.)
+    too_large = error_response(413, f"Requête trop volumineuse (maximum {limit} octets)")
+    if (request.content_length or 0) > limit:
+        return None, too_large
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        return None, too_large
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):

@@ -41,6 +41,11 @@ def test_several_bad_fields_give_one_message_each(api: Any) -> None:
     assert [d["field"] for d in response.json()["details"]] == ["prompt", "num_images", "format"]
 
 
+def _short_id(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= 20 else f"{text[:8]}...({len(text)} chars)"
+
+
 @pytest.mark.parametrize(
     ("data", "content_type", "error"),
     [
@@ -54,6 +59,7 @@ def test_several_bad_fields_give_one_message_each(api: Any) -> None:
         ("[" * 5000 + "]" * 5000, "application/json", "Corps JSON invalide"),
         (b'{"prompt": "\xff\xfe"}', "application/json", "Corps JSON invalide"),
     ],
+    ids=_short_id,
 )
 def test_malformed_bodies(api: Any, data: Any, content_type: str, error: str) -> None:
     response = post_raw(api, data, content_type)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import requests
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from imagegen import api_keys
 from imagegen.clients import firestore_client
@@ -97,7 +98,9 @@ def test_idempotency_keys_are_scoped_by_owner(api: Any, make_key: Callable[[str]
 def test_idempotency_key_expires_after_24_hours(api: Any, make_key: Any) -> None:
     settings_key = api.post("/api/images/generate", json={"prompt": "ttl"}, headers={"Idempotency-Key": "ttl-key"})
     assert settings_key.status_code == 202
-    records = list(firestore_client().collection("idempotency_keys").where("job_id", "==", settings_key.json()["job_id"]).stream())
+    records = list(firestore_client().collection("idempotency_keys").where(
+        filter=FieldFilter("job_id", "==", settings_key.json()["job_id"])
+    ).stream())
     assert len(records) == 1
     record = records[0].to_dict()
     # expires_at is the field Firestore's TTL policy (infra/firestore.tf) deletes on.
@@ -153,7 +156,7 @@ def test_list_is_newest_first_with_cursor_pagination(api: Any, make_key: Callabl
         cursor = page["next_cursor"]
     assert seen == list(reversed(created))
     for job_id in created:
-        api.wait_for_job(job_id)
+        api.wait_for_job(job_id, headers=frank)
     completed = api.get("/api/images/jobs", params={"status": "COMPLETED", "limit": 100}, headers=frank).json()
     assert {job["job_id"] for job in completed["jobs"]} == set(created)
     assert api.get("/api/images/jobs", params={"status": "FAILED"}, headers=frank).json()["jobs"] == []
