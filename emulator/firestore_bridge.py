@@ -227,10 +227,15 @@ def main(argv: list[str] | None = None) -> None:
     sender = threading.Thread(target=bridge.send_forever, name="sender")
     sender.start()
     client = firestore.Client(project=args.project, database=args.database)
-    watch = client.collection(args.collection).on_snapshot(bridge.on_snapshot)
+    collection = client.collection(args.collection)
+    watch = collection.on_snapshot(bridge.on_snapshot)
     log("INFO", "Firestore bridge listening", collection=args.collection, target=args.target)
     while not bridge.stop.wait(0.5):
-        pass
+        # The SDK ends a listen stream for good on some errors (an emulator
+        # restart resets it with CANCELLED): listen again.
+        if not watch.is_active:
+            log("WARNING", "Firestore listener stopped; subscribing again")
+            watch = collection.on_snapshot(bridge.on_snapshot)
     watch.unsubscribe()
     sender.join()
     log("INFO", "Firestore bridge stopped")

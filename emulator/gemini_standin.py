@@ -442,24 +442,35 @@ _Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
 def _wrap(
     draw: ImageDraw.ImageDraw, text: str, font: _Font, max_width: float, max_lines: int
 ) -> list[str]:
-    """Greedy word wrap; words wider than a line are split, overflow ends in an ellipsis."""
+    """Greedy word wrap; words wider than a line are split, overflow ends in an ellipsis.
+
+    Stops measuring once ``max_lines + 1`` lines exist, and splits long words
+    by bisection, so a 4000-character word costs a few dozen measurements.
+    """
     lines: list[str] = []
+
+    def fits(candidate: str) -> bool:
+        return draw.textlength(candidate, font=font) <= max_width
+
     for paragraph in text.splitlines() or [""]:
         line = ""
         for word in paragraph.split():
+            if len(lines) > max_lines:
+                break
             candidate = f"{line} {word}".strip()
-            if draw.textlength(candidate, font=font) <= max_width:
+            if fits(candidate):
                 line = candidate
                 continue
             if line:
                 lines.append(line)
             line = word
-            while draw.textlength(line, font=font) > max_width and len(line) > 1:
-                cut = len(line) - 1
-                while cut > 1 and draw.textlength(line[:cut], font=font) > max_width:
-                    cut -= 1
-                lines.append(line[:cut])
-                line = line[cut:]
+            while len(line) > 1 and not fits(line) and len(lines) <= max_lines:
+                low, high = 1, len(line) - 1  # the longest prefix that fits, at least 1 char
+                while low < high:
+                    middle = (low + high + 1) // 2
+                    low, high = (middle, high) if fits(line[:middle]) else (low, middle - 1)
+                lines.append(line[:low])
+                line = line[low:]
         lines.append(line)
     if len(lines) > max_lines:
         lines = lines[:max_lines]

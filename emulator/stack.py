@@ -348,7 +348,7 @@ class Stack:
 
     def _services_table(self) -> dict[str, _Service]:
         env = self._env
-        project, location = self.project, self.location
+        project = self.project
         ff = self._venv_bin(".venv", "functions-framework")
         gcloud_env = {
             **env,
@@ -668,7 +668,16 @@ class Stack:
             log.info("killed %s (pid %d)", name, svc.proc.pid)
 
     def restart(self, name: str, timeout: float = 60.0) -> None:
-        """Stop a service if it runs, start it again with the same env, wait until ready."""
+        """Stop a service if it runs, start it again with the same env, wait until ready.
+
+        Restarting Firestore also restarts the bridge, whose listener may
+        otherwise stay silently attached to the old emulator's stream.
+        """
+        self._restart_one(name, timeout)
+        if name == "firestore" and BRIDGE in self.names:
+            self._restart_one(BRIDGE, timeout)
+
+    def _restart_one(self, name: str, timeout: float) -> None:
         with self._lock:
             svc = self._service(name)
             if svc.proc is not None:

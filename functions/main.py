@@ -15,9 +15,16 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from imagegen.http import error_response
 from imagegen.logs import setup_logging
 
 setup_logging(os.environ.get("GOOGLE_CLOUD_PROJECT", "imagegen-local"), os.environ.get("LOG_LEVEL", "INFO"))
+
+
+@functions_framework.errorhandler(404)
+def route_not_found(_error: Exception) -> flask.Response:
+    """Paths functions-framework itself cannot route (a newline in the path): JSON too."""
+    return error_response(404, "Route introuvable")
 
 
 @functions_framework.http

@@ -81,8 +81,9 @@ def _dispatch(request: flask.Request) -> flask.Response:
     adapter = _ROUTES.bind("api", path_info=request.path, url_scheme=request.scheme)
     try:
         endpoint, args = adapter.match(method=request.method)
-    except MethodNotAllowed:
-        return error_response(405, "Méthode non autorisée")
+    except MethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.valid_methods or []))
+        return error_response(405, "Méthode non autorisée", headers={"Allow": allowed})
     except HTTPException:  # NotFound, and redirects we do not offer
         return error_response(404, "Route introuvable")
     handler = _HANDLERS[endpoint]

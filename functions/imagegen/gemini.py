@@ -10,11 +10,14 @@ image part and are reported from ``prompt_feedback`` / ``finish_reason``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from .clients import shared
 from .config import GeminiBackend, load_settings
+
+logger = logging.getLogger(__name__)
 
 NOT_CONFIGURED = "Clé API Google non configurée"
 INVALID_KEY = "Clé API Google invalide ou expirée"
@@ -76,6 +79,13 @@ def _client() -> Any:
         ),
     )
     backend = settings.gemini_backend
+    if backend is GeminiBackend.STANDIN:
+        logger.warning(
+            "Gemini backend: LOCAL STAND-IN at %s, not real Gemini (set GOOGLE_API_KEY for real images)",
+            settings.gemini_standin_url,
+        )
+    else:
+        logger.info("Gemini backend: %s, model %s", backend.value, settings.gemini_model)
     if backend is GeminiBackend.VERTEX:
         return genai.Client(
             vertexai=True,

@@ -150,7 +150,7 @@ class GenerateRequest(BaseModel):
         if value is None:
             return None
         message = f"webhook_events doit être une liste non vide parmi : {', '.join(WEBHOOK_EVENTS)}"
-        if not isinstance(value, list) or not value:
+        if not isinstance(value, list) or not 1 <= len(value) <= len(WEBHOOK_EVENTS):
             raise _invalid(message)
         events = [_check_choice("webhook_events", item, WEBHOOK_EVENTS) for item in value]
         return list(dict.fromkeys(events))

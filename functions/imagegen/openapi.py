@@ -170,7 +170,7 @@ def openapi_document() -> dict[str, Any]:
                             "name": "cursor",
                             "in": "query",
                             "required": False,
-                            "schema": {"type": "string"},
+                            "schema": {"type": "string", "pattern": "^img_[a-z0-9]{8,32}$"},
                             "description": "next_cursor de la page précédente",
                         },
                     ],

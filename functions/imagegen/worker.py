@@ -67,7 +67,14 @@ def handle(request: flask.Request) -> flask.Response:
 def run(job_id: str, worker_id: str, attempt: int) -> tuple[str, int]:
     """Claim and run one job; returns (outcome, HTTP status for Cloud Tasks)."""
     settings = load_settings()
-    claim = job_store.claim_job(job_id, worker_id, settings.job_lease_seconds)
+    try:
+        claim = job_store.claim_job(job_id, worker_id, settings.job_lease_seconds)
+    except Exception:
+        # The commit may have been applied even though the call failed: give the
+        # lease back (only if it is ours) so the task's retry does not wait for it.
+        logger.exception("claim failed", **fields(attempt=attempt))
+        _release(job_id, worker_id)
+        return "retry", 500
     if claim.outcome != "run":
         logger.info("delivery not run: %s", claim.outcome, **fields(attempt=attempt))
         return claim.outcome, 409 if claim.outcome == "busy" else 200
@@ -85,12 +92,16 @@ def run(job_id: str, worker_id: str, attempt: int) -> tuple[str, int]:
         if attempt >= settings.worker_max_attempts:
             _finish_failed(job_id, worker_id, "Échec de la génération après plusieurs tentatives")
             return "failed", 200
-        try:
-            job_store.release_lease(job_id, worker_id)
-        except Exception:  # the lease then simply expires after JOB_LEASE_SECONDS
-            logger.warning("could not release the lease", exc_info=True)
+        _release(job_id, worker_id)
         return "retry", 500
     return "completed", 200
+
+
+def _release(job_id: str, worker_id: str) -> None:
+    try:
+        job_store.release_lease(job_id, worker_id)
+    except Exception:  # the lease then simply expires after JOB_LEASE_SECONDS
+        logger.warning("could not release the lease", exc_info=True)
 
 
 def _finish_failed(job_id: str, worker_id: str, message: str) -> None:
