@@ -93,7 +93,10 @@ def _worker_pid() -> int | None:
             cmdline = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"--target" in cmdline and b"worker" in cmdline and b"functions-framework" in b" ".join(cmdline):
+        command = b" ".join(cmdline)
+        if b"functions-framework" in command and b"--target worker" in command and (
+            b"--port " + str(PORTS["worker"]).encode() in command
+        ):
             return int(proc.name)
     return None
 
