@@ -10,10 +10,8 @@ the end. Its logs are in ``.stack/test-logs/<service>.log``.
 from __future__ import annotations
 
 import io
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import pytest
 import requests
 
 from emulator.stack import PORTS, Stack, StackError, port_in_use
+from tests.loopback import LoopbackServer, QuietHandler
 
 ROOT = Path(__file__).resolve().parents[1]
 API_BASE_URL = f"http://127.0.0.1:{PORTS['api']}"
@@ -244,44 +243,24 @@ def make_photo_jpeg(width: int = 800, height: int = 600) -> bytes:
     return out.getvalue()
 
 
-class ImageServer:
+class ImageServer(LoopbackServer):
     """A loopback HTTP server: ``GET /photo.jpg`` -> an 800x600 JPEG."""
 
     def __init__(self) -> None:
         self.photo = make_photo_jpeg()
         self.requests: list[str] = []
-        files = {"/photo.jpg": ("image/jpeg", self.photo)}
-        server_ref = self
+        server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802
-                server_ref.requests.append(self.path)
-                entry = files.get(self.path.split("?", 1)[0])
-                if entry is None:
-                    self.send_error(404)
+                server.requests.append(self.path)
+                if self.path.split("?", 1)[0] != "/photo.jpg":
+                    self.reply(404)
                     return
-                content_type, body = entry
-                self.send_response(200)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(200, server.photo, {"Content-Type": "image/jpeg"})
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_port
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        super().__init__(Handler, name="image-server")
         self.photo_url = f"{self.base_url}/photo.jpg"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="image-server", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
 
 @pytest.fixture(scope="session")

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from emulator.stack import Stack
 from imagegen import api_keys
 from imagegen.api_keys import hash_key, lookup
 from imagegen.auth import AuthError, Principal, authenticate
 from imagegen.clients import firestore_client
 from imagegen.config import load_settings
+
+from emulator.stack import Stack
 from tests.conftest import ROOT
 
 

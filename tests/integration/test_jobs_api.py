@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
-
 from imagegen import api_keys
 from imagegen.clients import firestore_client
 from imagegen.config import load_settings
+
 from tests.integration.helpers import create_job, side_api, stored_objects
 
 

@@ -19,19 +19,23 @@ race for the lease and the assertions still hold.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from threading import Thread
 from typing import Any
 
 import pytest
 import requests
 
-from emulator.stack import FUNCTIONS, HOST, Stack
-from tests.integration.helpers import BUCKET, STORAGE, create_job, deliver_task, stored_objects
+from emulator.stack import FUNCTIONS, Stack
+from tests.integration.helpers import (
+    BUCKET,
+    STORAGE,
+    create_job,
+    deliver_task,
+    stored_objects,
+)
+from tests.loopback import Receiver
 
 LATENCY_MS = 3000
 IMAGES = 4
@@ -214,36 +218,9 @@ def test_job_left_generating_with_a_live_lease_is_not_touched(
 # --------------------------------------------------------------------------- Firestore restart
 
 
-class _Hooks:
-    """A loopback webhook receiver that records the ``job_id`` of each POST."""
-
-    def __init__(self) -> None:
-        self.job_ids: list[str] = []
-        hooks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                hooks.job_ids.append(json.loads(body).get("job_id", ""))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer((HOST, 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://{HOST}:{self._server.server_port}/hook"
-        Thread(target=self._server.serve_forever, name="resilience-hooks", daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 def test_functions_survive_a_firestore_emulator_restart(api: Any, standin: Any, stack: Stack) -> None:
-    hooks = _Hooks()
+    hooks = Receiver()
+    hook_url = hooks.url()
     try:
         before = create_job(api, size="512x512")
         assert api.wait_for_job(before)["status"] == "COMPLETED"
@@ -256,7 +233,7 @@ def test_functions_survive_a_firestore_emulator_restart(api: Any, standin: Any, 
         def created() -> str | None:
             response = api.post(
                 "/api/images/generate",
-                json={"prompt": "Après le redémarrage", "size": "512x512", "webhook_url": hooks.url},
+                json={"prompt": "Après le redémarrage", "size": "512x512", "webhook_url": hook_url},
             )
             codes.append(response.status_code)
             return response.json()["job_id"] if response.status_code == 202 else None
@@ -270,6 +247,7 @@ def test_functions_survive_a_firestore_emulator_restart(api: Any, standin: Any, 
         assert {name: stack.pid(name) for name in pids} == pids  # no function was restarted (or crashed)
         assert recovered_after < 30
         # Webhooks flow again: the bridge listens to the new emulator.
-        wait_until(lambda: job_id in hooks.job_ids, timeout=20, what=f"the completed webhook of {job_id}")
+        (delivered,) = hooks.wait(hook_url, 1, timeout=20)
+        assert (delivered.json()["job_id"], delivered.json()["status"]) == (job_id, "completed")
     finally:
         hooks.close()

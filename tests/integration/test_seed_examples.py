@@ -12,7 +12,12 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.integration.seed_doc import SEED_COPY, SEED_SHARED, curl_examples, python_client
+from tests.integration.seed_doc import (
+    SEED_COPY,
+    SEED_SHARED,
+    curl_examples,
+    python_client,
+)
 
 
 def run_curl(command: str) -> tuple[int, Any]:

@@ -61,7 +61,9 @@ def test_storage_emulator_has_the_bucket(stack: Stack) -> None:
 def test_tasks_emulator_has_both_queues(stack: Stack) -> None:
     import grpc
     from google.cloud import tasks_v2
-    from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+    from google.cloud.tasks_v2.services.cloud_tasks.transports import (
+        CloudTasksGrpcTransport,
+    )
 
     channel = grpc.insecure_channel(stack.urls["tasks"])
     try:

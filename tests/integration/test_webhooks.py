@@ -10,7 +10,6 @@ as in the seed).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -19,90 +18,22 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import requests
 import standardwebhooks
+from imagegen import webhooks
 
 from emulator.firestore_bridge import Version, document_event
 from emulator.stack import HOST, Stack, tcp_answers
-from imagegen import webhooks
+from tests.loopback import Received, Receiver
 
 SEED_COMPLETED_KEYS = {"job_id", "status", "timestamp", "environment", "data"}
 SEED_DATA_KEYS = {"job_id", "images", "metadata", "status", "generated_at"}
 SEED_FAILED_KEYS = {"job_id", "status", "timestamp", "environment", "error_message", "message"}
 SEED_PROGRESS_KEYS = {"job_id", "status", "timestamp", "progress", "message"}
-
-
-@dataclass(frozen=True)
-class Received:
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class Receiver:
-    """Loopback webhook receiver: records every POST per path; answers the
-    statuses programmed for that path in order, then 200."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Condition()
-        self._received: dict[str, list[Received]] = {}
-        self._answers: dict[str, list[int]] = {}
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status = receiver._record(self.path, Received(dict(self.headers.items()), body))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer((HOST, 0), Handler)
-        self._server.daemon_threads = True
-        self.base_url = f"http://{HOST}:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)
-        self._thread.start()
-
-    def _record(self, path: str, received: Received) -> int:
-        with self._lock:
-            self._received.setdefault(path, []).append(received)
-            self._lock.notify_all()
-            answers = self._answers.get(path, [200])
-            return answers.pop(0) if len(answers) > 1 else answers[0]
-
-    def url(self, *answers: int) -> str:
-        """A fresh path answering ``answers`` in order, then 200 forever."""
-        path = f"/hooks/{uuid.uuid4().hex}"
-        with self._lock:
-            self._answers[path] = [*answers, 200]
-        return self.base_url + path
-
-    def received(self, url: str) -> list[Received]:
-        with self._lock:
-            return list(self._received.get(url.removeprefix(self.base_url), []))
-
-    def wait(self, url: str, count: int, timeout: float = 60) -> list[Received]:
-        path = url.removeprefix(self.base_url)
-        with self._lock:
-            if not self._lock.wait_for(lambda: len(self._received.get(path, [])) >= count, timeout):
-                got = len(self._received.get(path, []))
-                raise AssertionError(f"{got} webhook(s) on {path} after {timeout} s, expected {count}")
-            return list(self._received[path])
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture(scope="module")

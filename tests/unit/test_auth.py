@@ -11,10 +11,8 @@ import base64
 import datetime as dt
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -24,12 +22,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt
 from google.auth import jwt as google_jwt
-from werkzeug.datastructures import Headers
-
 from imagegen import api_keys, auth
 from imagegen.api_keys import hash_key, new_key
 from imagegen.auth import ANONYMOUS, AuthError, Principal, authenticate
 from imagegen.config import load_settings
+from werkzeug.datastructures import Headers
+
+from tests.loopback import LoopbackServer, QuietHandler
 
 PROJECT = "imagegen-auth-test"
 KID = "test-kid-1"
@@ -223,7 +222,7 @@ def _key_and_cert(common_name: str) -> tuple[bytes, bytes]:
     return private_pem, cert.public_bytes(serialization.Encoding.PEM)
 
 
-class CertServer:
+class CertServer(LoopbackServer):
     """Serves ``{kid: PEM certificate}`` on loopback and counts the downloads."""
 
     def __init__(self, certs: dict[str, str]) -> None:
@@ -231,29 +230,14 @@ class CertServer:
         body = json.dumps(certs).encode()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802
                 server.fetches += 1
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Cache-Control", "public, max-age=300, must-revalidate")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                headers = {"Content-Type": "application/json", "Cache-Control": "public, max-age=300, must-revalidate"}
+                self.reply(200, body, headers)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_port}/certs"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        super().__init__(Handler, name="cert-server")
+        self.url = f"{self.base_url}/certs"
 
 
 class Issuer:

@@ -6,10 +6,9 @@ import io
 import itertools
 
 import pytest
-from PIL import Image
-
 from imagegen import imaging
 from imagegen.models import FORMATS, QUALITIES, SIZES
+from PIL import Image
 
 
 def png(width: int, height: int, mode: str = "RGB") -> bytes:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from pydantic import ValidationError
-
 from imagegen.models import (
     FORMATS,
     QUALITIES,
@@ -15,6 +13,7 @@ from imagegen.models import (
     GenerateRequest,
     validation_messages,
 )
+from pydantic import ValidationError
 
 
 def messages(body: dict) -> dict[str, str]:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from PIL import Image
-
 from imagegen import source_image
 from imagegen.config import load_settings
+from PIL import Image
+
+from tests.loopback import LoopbackServer, QuietHandler
 
 
 @pytest.fixture
@@ -27,26 +26,16 @@ def _jpeg() -> bytes:
     return out.getvalue()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
         status, headers, body = self.routes.get(self.path, (404, {}, b""))
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply(status, body, headers)
 
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    base = f"http://127.0.0.1:{httpd.server_port}"
     _Handler.routes = {
         "/photo.jpg": (200, {"Content-Type": "image/jpeg"}, _jpeg()),
         "/text": (200, {"Content-Type": "text/plain"}, b"hello"),
@@ -55,10 +44,9 @@ def server() -> Iterator[str]:
         "/loop": (302, {"Location": "/loop"}, b""),
         "/to-metadata": (302, {"Location": "http://169.254.169.254/computeMetadata/v1/"}, b""),
     }
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield base
-    httpd.shutdown()
+    loopback = LoopbackServer(_Handler, name="source-images")
+    yield loopback.base_url
+    loopback.close()
 
 
 @pytest.mark.parametrize(

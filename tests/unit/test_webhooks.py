@@ -17,10 +17,10 @@ import pytest
 import standardwebhooks
 from cloudevents.http import from_http
 from google.events.cloud.firestore_v1 import DocumentEventData
-
-from emulator.firestore_bridge import Version, document_event
 from imagegen import webhook_delivery, webhook_events, webhooks
 from imagegen.config import load_settings
+
+from emulator.firestore_bridge import Version, document_event
 
 JOB_ID = "img_unittest0001"
 T0 = datetime(2025, 10, 21, 16, 44, 45, tzinfo=timezone.utc)
