@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from . import api_keys
-from .clients import shared
+from . import api_keys, google_tokens
 from .config import Settings, load_settings
 from .logs import fields
 
@@ -43,8 +41,6 @@ FIREBASE_CERTS_URL = (
 )
 _FIREBASE_ISSUER = "https://securetoken.google.com/"
 _JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
-_MAX_AGE = re.compile(r"max-age=(\d+)")
-_CLOCK_SKEW_SECONDS = 10
 _MAX_UID_LENGTH = 128
 
 
@@ -114,16 +110,10 @@ def _firebase_user(token: str, settings: Settings) -> Principal:
     ``sub``), plus ``auth_time`` in the past; that function cannot take
     another certificate URL, which ``FIREBASE_CERTS_URL`` needs.
     """
-    from google.oauth2 import id_token
-
     audience = settings.firebase_project_id
     try:
-        claims = id_token.verify_token(
-            token,
-            _certs_transport(),
-            audience=audience,
-            certs_url=settings.firebase_certs_url or FIREBASE_CERTS_URL,
-            clock_skew_in_seconds=_CLOCK_SKEW_SECONDS,
+        claims = google_tokens.verify(
+            token, audience=audience, certs_url=settings.firebase_certs_url or FIREBASE_CERTS_URL
         )
         uid = claims.get("sub")
         if claims.get("iss") != _FIREBASE_ISSUER + audience:
@@ -131,42 +121,10 @@ def _firebase_user(token: str, settings: Settings) -> Principal:
         if not isinstance(uid, str) or not 0 < len(uid) <= _MAX_UID_LENGTH:
             raise ValueError("no valid sub claim")
         auth_time = claims.get("auth_time")
-        if not isinstance(auth_time, (int, float)) or auth_time > time.time() + _CLOCK_SKEW_SECONDS:
+        skew = google_tokens.CLOCK_SKEW_SECONDS
+        if not isinstance(auth_time, (int, float)) or auth_time > time.time() + skew:
             raise ValueError("auth_time missing or in the future")
     except ValueError as exc:  # google-auth's InvalidValue and MalformedError included
         logger.info("firebase token refused", **fields(reason=str(exc)[:300]))
         raise AuthError(401, INVALID_FIREBASE_TOKEN) from exc
     return Principal(f"firebase:{uid}", "firebase")
-
-
-class _CachedCerts:
-    """A google-auth transport that keeps certificate responses for their ``max-age``.
-
-    ``verify_token`` downloads the certificates on every call; Google serves
-    them with a ``max-age`` of hours (keys rotate slowly), so an instance
-    fetches them once per rotation instead of once per request.
-    """
-
-    def __init__(self) -> None:
-        from google.auth.transport import requests
-
-        self._fetch = requests.Request()
-        self._lock = threading.Lock()
-        self._responses: dict[str, tuple[float, Any]] = {}
-
-    def __call__(self, url: str, method: str = "GET", **kwargs: Any) -> Any:
-        with self._lock:
-            expires_at, response = self._responses.get(url, (0.0, None))
-        if time.monotonic() < expires_at:
-            return response
-        response = self._fetch(url, method=method, **kwargs)
-        max_age = _MAX_AGE.search(response.headers.get("Cache-Control", ""))
-        if method == "GET" and response.status == 200 and max_age:
-            with self._lock:
-                self._responses[url] = (time.monotonic() + int(max_age.group(1)), response)
-        return response
-
-
-@shared
-def _certs_transport() -> _CachedCerts:
-    return _CachedCerts()

@@ -137,6 +137,8 @@ class Settings:
     """``FIREBASE_PROJECT_ID``: audience of the ID tokens (default ``GOOGLE_CLOUD_PROJECT``)."""
     firebase_certs_url: str
     """``FIREBASE_CERTS_URL``: test-only, where token certificates come from (default empty: Google's)."""
+    oidc_certs_url: str
+    """``OIDC_CERTS_URL``: test only; keys of Cloud Tasks' OIDC tokens (default Google's)."""
     api_keys_collection: str
     """``API_KEYS_COLLECTION`` of hashed API keys (default ``api_keys``)."""
     api_key_hashes: str
@@ -209,6 +211,7 @@ def load_settings() -> Settings:
         firebase_auth_enabled=_env_bool("FIREBASE_AUTH_ENABLED", False),
         firebase_project_id=_env("FIREBASE_PROJECT_ID", _env("GOOGLE_CLOUD_PROJECT", "imagegen-local")),
         firebase_certs_url=_env("FIREBASE_CERTS_URL"),
+        oidc_certs_url=_env("OIDC_CERTS_URL"),
         api_keys_collection=_env("API_KEYS_COLLECTION", "api_keys"),
         api_key_hashes=_env("API_KEY_HASHES"),
         rate_limit_per_minute=_env_int("RATE_LIMIT_PER_MINUTE", 60),

@@ -1,21 +1,22 @@
 """Only Cloud Tasks may call the task targets (worker, webhook delivery).
 
 Precedence: when ``TASKS_SERVICE_ACCOUNT`` is set (production) the request
-must carry a Google-signed OIDC token whose audience is the target URL and
-whose email is that service account. Otherwise, when ``TASKS_SHARED_SECRET``
+must carry a Google-signed OIDC token whose audience is the target URL,
+issuer Google, and whose verified email is that service account (the keys
+come from ``OIDC_CERTS_URL``, Google's by default; tests serve their own). Otherwise, when ``TASKS_SHARED_SECRET``
 is set (the local stack), the ``X-Tasks-Secret`` header must match it. With
 neither set, every caller is refused: a misconfigured worker fails closed.
 """
 
 from __future__ import annotations
 
-import functools
 import hmac
 import logging
 from typing import Any
 
 import flask
 
+from . import google_tokens
 from .config import load_settings
 from .http import error_response
 from .task_queue import SECRET_HEADER
@@ -23,30 +24,24 @@ from .task_queue import SECRET_HEADER
 logger = logging.getLogger(__name__)
 
 _ISSUERS = {"https://accounts.google.com", "accounts.google.com"}
+GOOGLE_OAUTH2_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 
 
 class Unauthorized(Exception):
     """The caller is not the queue; the target answers 401 and changes nothing."""
 
 
-@functools.cache
-def _google_request() -> Any:
-    from google.auth.transport import requests
-
-    return requests.Request()
-
-
 def verify_task_caller(headers: Any, audience: str) -> None:
     """Raise ``Unauthorized`` unless ``headers`` prove the call comes from Cloud Tasks."""
     settings = load_settings()
     if settings.tasks_service_account:
-        from google.oauth2 import id_token
-
         scheme, _, token = headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("jeton OIDC manquant")
         try:
-            claims = id_token.verify_oauth2_token(token, _google_request(), audience=audience)
+            claims = google_tokens.verify(
+                token, audience=audience, certs_url=settings.oidc_certs_url or GOOGLE_OAUTH2_CERTS_URL
+            )
         except ValueError as exc:
             raise Unauthorized(f"jeton OIDC invalide : {exc}") from exc
         if claims.get("iss") not in _ISSUERS or claims.get("email") != settings.tasks_service_account:

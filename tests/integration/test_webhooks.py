@@ -127,6 +127,20 @@ def test_failed_webhook(api: Any, standin: Any, receiver: Receiver, secret: byte
     assert payload["error_message"] == status["errors"][0]
 
 
+def test_cancelled_webhook_by_default(api: Any, standin: Any, receiver: Receiver, secret: bytes) -> None:
+    standin.configure(latency_ms=1500)
+    url = receiver.url()
+    job_id = create_job(api, "Un orage à annuler", webhook_url=url, num_images=2)
+    assert api.post(f"/api/images/cancel/{job_id}").status_code == 200
+    [hook] = receiver.wait(url, 1)
+    payload = verified(hook, secret)
+    assert set(payload) == {"job_id", "status", "timestamp", "environment", "message"}
+    assert (payload["job_id"], payload["status"]) == (job_id, "cancelled")
+    assert payload["message"] == "Génération d'images annulée"
+    time.sleep(2)  # the worker stops on its own: no completed webhook follows
+    assert len(receiver.received(url)) == 1
+
+
 def test_progress_webhooks_when_subscribed(api: Any, standin: Any, receiver: Receiver, secret: bytes) -> None:
     standin.configure(latency_ms=1500)  # keeps the writes apart: the listener would coalesce them
     url = receiver.url()

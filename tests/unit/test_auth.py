@@ -8,7 +8,6 @@ way Google publishes its securetoken certificates.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import logging
 import time
@@ -16,22 +15,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
-from google.auth import crypt
-from google.auth import jwt as google_jwt
-from imagegen import api_keys, auth
+from imagegen import api_keys, auth, google_tokens
 from imagegen.api_keys import hash_key, new_key
 from imagegen.auth import ANONYMOUS, AuthError, Principal, authenticate
 from imagegen.config import load_settings
 from werkzeug.datastructures import Headers
 
-from tests.loopback import LoopbackServer, QuietHandler
+from tests.tokens import CertServer, TokenSigner
 
 PROJECT = "imagegen-auth-test"
-KID = "test-kid-1"
 
 _ENV = (
     "ENVIRONMENT", "AUTH_REQUIRED", "API_KEY_HASHES", "API_KEYS_COLLECTION", "GOOGLE_CLOUD_PROJECT",
@@ -202,53 +194,8 @@ def test_owner_cache_expires_and_stays_bounded() -> None:
 # --------------------------------------------------------------------------- Firebase ID tokens
 
 
-def _key_and_cert(common_name: str) -> tuple[bytes, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return private_pem, cert.public_bytes(serialization.Encoding.PEM)
-
-
-class CertServer(LoopbackServer):
-    """Serves ``{kid: PEM certificate}`` on loopback and counts the downloads."""
-
-    def __init__(self, certs: dict[str, str]) -> None:
-        self.fetches = 0
-        body = json.dumps(certs).encode()
-        server = self
-
-        class Handler(QuietHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                server.fetches += 1
-                headers = {"Content-Type": "application/json", "Cache-Control": "public, max-age=300, must-revalidate"}
-                self.reply(200, body, headers)
-
-        super().__init__(Handler, name="cert-server")
-        self.url = f"{self.base_url}/certs"
-
-
-class Issuer:
+class Issuer(TokenSigner):
     """Signs Firebase-shaped ID tokens with the served key (or an unknown one)."""
-
-    def __init__(self) -> None:
-        private_pem, cert_pem = _key_and_cert("securetoken.test")
-        self.signer = crypt.RSASigner.from_string(private_pem, KID)
-        self.cert_pem = cert_pem.decode()
-        stranger_pem, _ = _key_and_cert("stranger.test")
-        self.stranger = crypt.RSASigner.from_string(stranger_pem, KID)
 
     def token(self, signer: Any = None, **overrides: Any) -> str:
         now = int(time.time())
@@ -266,8 +213,7 @@ class Issuer:
                 claims.pop(name)
             else:
                 claims[name] = value
-        encoded = google_jwt.encode(signer or self.signer, claims, header={"kid": KID})
-        return encoded.decode()
+        return self.sign(claims, signer)
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +223,7 @@ def issuer() -> Issuer:
 
 @pytest.fixture(scope="module")
 def cert_server(issuer: Issuer) -> Iterator[CertServer]:
-    server = CertServer({KID: issuer.cert_pem})
+    server = CertServer({issuer.kid: issuer.cert_pem})
     try:
         yield server
     finally:
@@ -294,9 +240,9 @@ def firebase(monkeypatch: pytest.MonkeyPatch, cert_server: CertServer, issuer: I
         FIREBASE_CERTS_URL=cert_server.url,
         AUTH_REQUIRED="true",
     )
-    auth._certs_transport.cache_clear()
+    google_tokens.certs_transport.cache_clear()
     yield issuer
-    auth._certs_transport.cache_clear()
+    google_tokens.certs_transport.cache_clear()
 
 
 def bearer(token: str) -> Principal:
