@@ -15,22 +15,28 @@ Document ``{JOBS_COLLECTION}/{job_id}``::
 Workers only write under a lease they hold, inside a transaction, so a
 duplicate or late Cloud Tasks delivery can neither run a job twice nor write
 over a finished one. Contended transactions (ABORTED) are retried by the
-client up to ``_TX_ATTEMPTS`` times.
+client, then in rounds spaced by backoff (``run_transaction``).
 """
 
 from __future__ import annotations
 
+import random
 import secrets
 import string
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from .clients import firestore_client
 from .config import load_settings
 from .models import JOB_ID_PATTERN, JobStatus
 
-_TX_ATTEMPTS = 10
+T = TypeVar("T")
+_TX_ATTEMPTS = 3
+_TX_ROUNDS = 6
+_TX_BACKOFF = 0.05
 _JOB_TTL = timedelta(days=30)
 _IDEMPOTENCY_COLLECTION = "idempotency_keys"
 _IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -74,8 +80,24 @@ def _collection() -> Any:
     return firestore_client().collection(load_settings().jobs_collection)
 
 
-def _transaction() -> Any:
-    return firestore_client().transaction(max_attempts=_TX_ATTEMPTS)
+def run_transaction(function: Callable[[Any], T]) -> T:
+    """Run a ``@firestore.transactional`` function, backing off between rounds.
+
+    Production Firestore keeps an aborted transaction's place in line, so
+    the client retries at once (``_TX_ATTEMPTS`` per round). Under heavy
+    contention, and always on the emulator, those immediate retries can all
+    abort; rounds are then spaced by exponential backoff with jitter.
+    """
+    from google.api_core.exceptions import Aborted
+
+    for round_number in range(_TX_ROUNDS - 1):
+        try:
+            return function(firestore_client().transaction(max_attempts=_TX_ATTEMPTS))
+        except (Aborted, ValueError) as exc:
+            if not (isinstance(exc, Aborted) or isinstance(exc.__cause__, Aborted)):
+                raise
+        time.sleep(_TX_BACKOFF * 2**round_number * (1 + random.random()))
+    return function(firestore_client().transaction(max_attempts=_TX_ATTEMPTS))
 
 
 def new_job(
@@ -149,7 +171,7 @@ def claim_job(job_id: str, worker_id: str, lease_seconds: int) -> Claim:
         transaction.update(ref, changes)
         return Claim("run", job | changes)
 
-    return claim(_transaction())
+    return run_transaction(claim)
 
 
 def _status_fields(status: JobStatus, *, progress: int, message: str = "") -> dict[str, Any]:
@@ -197,7 +219,7 @@ def update_owned(
         transaction.update(ref, full)
         return job | full
 
-    return update(_transaction())
+    return run_transaction(update)
 
 
 def set_status(
@@ -275,7 +297,7 @@ def create_job_once(
         transaction.create(job_ref, job)
         return job, True
 
-    return create(_transaction())
+    return run_transaction(create)
 
 
 def forget_idempotency_key(key: str) -> None:
@@ -307,7 +329,7 @@ def cancel_job(job_id: str, owner: str) -> dict[str, Any] | None:
         transaction.update(ref, changes)
         return job | changes
 
-    return cancel(_transaction())
+    return run_transaction(cancel)
 
 
 def list_jobs(

@@ -30,10 +30,9 @@ import flask
 import httpx
 
 from . import task_auth, webhooks
-from .clients import firestore_client
 from .config import Settings, load_settings
 from .http import error_response, json_response, request_context
-from .job_store import utcnow
+from .job_store import run_transaction, utcnow
 from .logs import fields, log_context
 from .models import JOB_ID_PATTERN
 
@@ -42,7 +41,6 @@ logger = logging.getLogger(__name__)
 RETRY_COUNT_HEADER = "X-CloudTasks-TaskRetryCount"
 FINAL_STATES = ("delivered", "abandoned")
 ATTEMPT_LOG_SIZE = 20
-_TX_ATTEMPTS = 10
 _RETRYABLE_STATUSES = {408, 429}
 
 State = Literal["delivered", "retrying", "abandoned"]
@@ -71,8 +69,6 @@ def lease_seconds(settings: Settings) -> int:
     return 3 * settings.webhook_timeout_seconds + 5
 
 
-def _transaction() -> Any:
-    return firestore_client().transaction(max_attempts=_TX_ATTEMPTS)
 
 
 def take_lease(ref: Any, token: str, settings: Settings) -> Lease:
@@ -93,7 +89,7 @@ def take_lease(ref: Any, token: str, settings: Settings) -> Lease:
         transaction.update(ref, {"state": "sending", "lease_token": token, "lease_expires_at": expires})
         return Lease("send", record)
 
-    return take(_transaction())
+    return run_transaction(take)
 
 
 def outcome_state(status_code: int | None) -> State:
@@ -164,7 +160,7 @@ def record_attempt(ref: Any, token: str, attempt: Attempt, retry_count: str) -> 
                 changes["delivered_at"] = attempt.at
         transaction.update(ref, changes)
 
-    record(_transaction())
+    run_transaction(record)
 
 
 def deliver(job_id: str, event_id: str, retry_count: str) -> flask.Response:
