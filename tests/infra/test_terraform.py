@@ -206,16 +206,7 @@ def _val(value: Any) -> Any:
     """An attribute value: unwrapped, unquoted; maps get unquoted keys."""
     if _dialect() and isinstance(value, list) and len(value) == 1:
         value = value[0]
-    value = _unquote(value)
-    if isinstance(value, dict):
-        return {
-            _unquote(k): _val_inner(v)
-            for k, v in value.items()
-            if not str(k).startswith("__")
-        }
-    if isinstance(value, list):
-        return [_val_inner(v) for v in value]
-    return value
+    return _val_inner(value)
 
 
 def _val_inner(value: Any) -> Any:
