@@ -177,7 +177,10 @@ def generate(request: flask.Request, principal: auth.Principal) -> flask.Respons
     with log_context(job_id=job["job_id"]):
         try:
             task_queue.enqueue_json(
-                settings.tasks_queue, settings.worker_url, {"job_id": job["job_id"]}, task_id=job["job_id"]
+                settings.tasks_queue,
+                settings.worker_url,
+                {"job_id": job["job_id"]},
+                task_id=job["job_id"],
             )
         except task_queue.QueueUnavailable:
             logger.exception("could not queue the job; failing it")

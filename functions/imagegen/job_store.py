@@ -355,26 +355,22 @@ def list_jobs(
     return [snapshot.to_dict() for snapshot in query.limit(limit).stream()]
 
 
-def count_created_since(owner: str, since: datetime) -> int:
-    """How many jobs ``owner`` created after ``since`` (one aggregation, no document reads)."""
+def _created_since(owner: str, since: datetime) -> Any:
+    """Query: the jobs ``owner`` created after ``since`` (index ``owner, created_at``)."""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    query = (
+    return (
         _collection()
         .where(filter=FieldFilter("owner", "==", owner))
         .where(filter=FieldFilter("created_at", ">", since))
     )
-    return int(query.count().get()[0][0].value)
+
+
+def count_created_since(owner: str, since: datetime) -> int:
+    """How many jobs ``owner`` created after ``since`` (one aggregation, no document reads)."""
+    return int(_created_since(owner, since).count().get()[0][0].value)
 
 
 def oldest_created_since(owner: str, since: datetime) -> datetime | None:
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    query = (
-        _collection()
-        .where(filter=FieldFilter("owner", "==", owner))
-        .where(filter=FieldFilter("created_at", ">", since))
-        .order_by("created_at")
-        .limit(1)
-    )
+    query = _created_since(owner, since).order_by("created_at").limit(1)
     return next((snapshot.get("created_at") for snapshot in query.stream()), None)

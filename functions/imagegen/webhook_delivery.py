@@ -69,8 +69,6 @@ def lease_seconds(settings: Settings) -> int:
     return 3 * settings.webhook_timeout_seconds + 5
 
 
-
-
 def take_lease(ref: Any, token: str, settings: Settings) -> Lease:
     from google.cloud import firestore
 
