@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 """The repository root (where ``.venv``, ``functions/`` and ``emulator/`` are)."""
 HOST = "127.0.0.1"
 
-PORTS: dict[str, int] = {
+_BASE_PORTS: dict[str, int] = {
     "api": 9006,
     "worker": 9007,
     "webhook_trigger": 9008,
@@ -61,6 +61,11 @@ PORTS: dict[str, int] = {
     "storage": 9012,
     "tasks": 9013,
 }
+# STACK_PORT_OFFSET moves the whole stack (API 9006 + offset, ...) so that two
+# stacks can run side by side on one machine (parallel development checkouts);
+# the default, 0, is the contract's port 9006.
+PORT_OFFSET = int(os.environ.get("STACK_PORT_OFFSET", "0") or 0)
+PORTS: dict[str, int] = {name: port + PORT_OFFSET for name, port in _BASE_PORTS.items()}
 EMULATORS = ("firestore", "storage", "tasks", "gemini_standin")
 FUNCTIONS = ("api", "worker", "webhook_trigger", "webhook_delivery")
 BRIDGE = "firestore_bridge"

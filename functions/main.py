@@ -30,7 +30,7 @@ def route_not_found(_error: Exception) -> flask.Response:
 @functions_framework.http
 def api(request: flask.Request) -> flask.Response:
     """Public REST API of the seed contract (routes under ``/api/images``)."""
-    from imagegen import api as module
+    from imagegen.api import router as module
 
     return module.handle(request)
 
@@ -38,7 +38,7 @@ def api(request: flask.Request) -> flask.Response:
 @functions_framework.http
 def worker(request: flask.Request) -> flask.Response:
     """Cloud Tasks target that runs one generation job."""
-    from imagegen import worker as module
+    from imagegen.generation import worker as module
 
     return module.handle(request)
 
@@ -46,7 +46,7 @@ def worker(request: flask.Request) -> flask.Response:
 @functions_framework.http
 def webhook_delivery(request: flask.Request) -> flask.Response:
     """Cloud Tasks target that delivers one webhook event."""
-    from imagegen import webhook_delivery as module
+    from imagegen.webhooks import delivery as module
 
     return module.handle_request(request)
 
@@ -54,6 +54,6 @@ def webhook_delivery(request: flask.Request) -> flask.Response:
 @functions_framework.cloud_event
 def webhook_trigger(event: CloudEvent) -> None:
     """Firestore ``document.written`` events on jobs: queue the webhooks they imply."""
-    from imagegen import webhook_events as module
+    from imagegen.webhooks import trigger as module
 
     module.handle_cloud_event(event)

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from .config import load_settings
+from imagegen.config import load_settings
 
 if TYPE_CHECKING:
     from google.cloud import firestore, storage, tasks_v2

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from .clients import shared
+from imagegen.clients import shared
 
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 CLOCK_SKEW_SECONDS = 10

@@ -9,7 +9,7 @@ from typing import Any
 
 import flask
 
-from .logs import TRACE_HEADER, log_context
+from imagegen.logs import TRACE_HEADER, log_context
 
 JSON_TYPE = "application/json; charset=utf-8"
 

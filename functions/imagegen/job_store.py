@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, TypeVar
 
-from .clients import firestore_client
-from .config import load_settings
-from .models import JOB_ID_PATTERN, JobStatus
+from imagegen.clients import firestore_client
+from imagegen.config import load_settings
+from imagegen.models import JOB_ID_PATTERN, JobStatus
 
 T = TypeVar("T")
 _TX_ATTEMPTS = 3

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from .models import ImageInfo, JobStatus, ResultMetadata, ResultResponse, StatusResponse
-from .storage import object_uri, object_url
+from imagegen.models import ImageInfo, JobStatus, ResultMetadata, ResultResponse, StatusResponse
+from imagegen.storage import object_uri, object_url
 
 
 def iso(value: datetime | None) -> str:

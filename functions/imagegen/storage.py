@@ -21,8 +21,8 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
-from .clients import shared, storage_client
-from .config import load_settings
+from imagegen.clients import shared, storage_client
+from imagegen.config import load_settings
 
 IMAGES_PREFIX = "generated_images"
 _CACHE_CONTROL = "private, max-age=86400"

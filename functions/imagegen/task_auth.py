@@ -16,10 +16,10 @@ from typing import Any
 
 import flask
 
-from . import google_tokens
-from .config import load_settings
-from .http import error_response
-from .task_queue import SECRET_HEADER
+from imagegen import google_tokens
+from imagegen.config import load_settings
+from imagegen.http import error_response
+from imagegen.task_queue import SECRET_HEADER
 
 logger = logging.getLogger(__name__)
 

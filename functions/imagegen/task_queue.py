@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .clients import tasks_client
-from .config import load_settings
-from .logs import TRACE_HEADER, current_trace
+from imagegen.clients import tasks_client
+from imagegen.config import load_settings
+from imagegen.logs import TRACE_HEADER, current_trace
 
 SECRET_HEADER = "X-Tasks-Secret"
 

@@ -1,6 +1,6 @@
 """API keys against the stack's Firestore emulator: create, look up, disable, the CLI.
 
-This process talks to the emulator itself (``imagegen.api_keys`` with the
+This process talks to the emulator itself (``imagegen.api.keys`` with the
 stack's ``FIRESTORE_EMULATOR_HOST``); the HTTP API is not involved.
 """
 
@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from imagegen import api_keys
-from imagegen.api_keys import hash_key, lookup
-from imagegen.auth import AuthError, Principal, authenticate
+from imagegen.api import keys
+from imagegen.api.keys import hash_key, lookup
+from imagegen.api.auth import AuthError, Principal, authenticate
 from imagegen.clients import firestore_client
 from imagegen.config import load_settings
 
@@ -34,7 +34,7 @@ def emulator(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", stack.project)
     for name in ("API_KEY_HASHES", "API_KEYS_COLLECTION", "AUTH_REQUIRED", "FIREBASE_AUTH_ENABLED"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(api_keys, "_owners", api_keys._TtlCache(60, 16))
+    monkeypatch.setattr(keys, "_owners", keys._TtlCache(60, 16))
     _fresh_clients()
     yield
     monkeypatch.undo()
@@ -47,14 +47,14 @@ def _document(key_hash: str) -> dict[str, Any]:
 
 def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "imagegen.api_keys", *args],
+        [sys.executable, "-m", "imagegen.api.keys", *args],
         cwd=ROOT / "functions", env=stack.env, capture_output=True, text=True, timeout=60,
     )
 
 
 def test_created_key_is_stored_hashed_and_found(emulator: None) -> None:
-    key = api_keys.create_key("alice", "frontend")
-    assert api_keys.KEY_PATTERN.match(key)
+    key = keys.create_key("alice", "frontend")
+    assert keys.KEY_PATTERN.match(key)
     stored = _document(hash_key(key))
     assert stored["owner"] == "alice" and stored["name"] == "frontend"
     assert stored["key_prefix"] == key[:8] and stored["disabled"] is False
@@ -65,39 +65,39 @@ def test_created_key_is_stored_hashed_and_found(emulator: None) -> None:
 
 
 def test_unknown_and_disabled_keys_are_refused(emulator: None) -> None:
-    unknown = api_keys.new_key()
+    unknown = keys.new_key()
     assert lookup(unknown) is None
     with pytest.raises(AuthError) as caught:
         authenticate({"Authorization": f"Bearer {unknown}"})
     assert (caught.value.status, caught.value.message) == (401, "Clé API invalide")
 
-    by_hash, by_prefix = api_keys.create_key("bob", "batch"), api_keys.create_key("bob", "mobile")
+    by_hash, by_prefix = keys.create_key("bob", "batch"), keys.create_key("bob", "mobile")
     assert lookup(by_hash) == lookup(by_prefix) == "bob"  # now cached
-    assert api_keys.disable_key(hash_key(by_hash).upper()) == hash_key(by_hash)
-    assert api_keys.disable_key(by_prefix[:8]) == hash_key(by_prefix)
+    assert keys.disable_key(hash_key(by_hash).upper()) == hash_key(by_hash)
+    assert keys.disable_key(by_prefix[:8]) == hash_key(by_prefix)
     assert lookup(by_hash) is None and lookup(by_prefix) is None  # disabling drops the cache entry
     assert _document(hash_key(by_hash))["disabled"] is True
     with pytest.raises(LookupError):
-        api_keys.disable_key(hash_key(unknown))
+        keys.disable_key(hash_key(unknown))
     with pytest.raises(LookupError):
-        api_keys.disable_key("igk_????")
+        keys.disable_key("igk_????")
 
 
 def test_other_instances_may_accept_a_disabled_key_for_the_cache_ttl(
     emulator: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    key = api_keys.create_key("carol", "cache")
+    key = keys.create_key("carol", "cache")
     assert lookup(key) == "carol"
     # Another instance (here: a direct write) disables it: this one still has it cached.
     firestore_client().collection("api_keys").document(hash_key(key)).update({"disabled": True})
     assert lookup(key) == "carol"
-    monkeypatch.setattr(api_keys, "_owners", api_keys._TtlCache(60, 16))  # the TTL has passed
+    monkeypatch.setattr(keys, "_owners", keys._TtlCache(60, 16))  # the TTL has passed
     assert lookup(key) is None
 
 
 def test_config_keys_take_precedence_over_firestore(emulator: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    key = api_keys.create_key("dave", "stored")
-    api_keys.disable_key(hash_key(key))
+    key = keys.create_key("dave", "stored")
+    keys.disable_key(hash_key(key))
     monkeypatch.setenv("API_KEY_HASHES", f"erin:{hash_key(key)}")
     load_settings.cache_clear()
     assert lookup(key) == "erin"
@@ -109,7 +109,7 @@ def test_cli_creates_lists_and_disables_keys(
     created = cli(stack, "create", "--owner", "frank", "--name", "cli test")
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
-    assert api_keys.KEY_PATTERN.match(key), created.stdout
+    assert keys.KEY_PATTERN.match(key), created.stdout
     assert "cannot be shown again" in created.stderr
     assert stack.env["FIRESTORE_EMULATOR_HOST"] in created.stderr
     assert lookup(key) == "frank"
@@ -122,10 +122,10 @@ def test_cli_creates_lists_and_disables_keys(
 
     disabled = cli(stack, "disable", hash_key(key))
     assert disabled.returncode == 0, disabled.stderr
-    monkeypatch.setattr(api_keys, "_owners", api_keys._TtlCache(60, 16))  # another process disabled it
+    monkeypatch.setattr(keys, "_owners", keys._TtlCache(60, 16))  # another process disabled it
     assert lookup(key) is None
 
-    missing = cli(stack, "disable", hash_key(api_keys.new_key()))
+    missing = cli(stack, "disable", hash_key(keys.new_key()))
     assert missing.returncode == 1 and "no key" in missing.stderr
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
-from imagegen import api_keys
+from imagegen.api import keys
 from imagegen.clients import firestore_client
 from imagegen.config import load_settings
 
@@ -24,7 +24,7 @@ def make_key(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[
         monkeypatch.setenv(name, stack.env[name])
     load_settings.cache_clear()
     firestore_client.cache_clear()
-    yield lambda owner: {"Authorization": f"Bearer {api_keys.create_key(owner, 'tests')}"}
+    yield lambda owner: {"Authorization": f"Bearer {keys.create_key(owner, 'tests')}"}
     load_settings.cache_clear()
     firestore_client.cache_clear()
 

@@ -12,6 +12,7 @@ import pytest
 import requests
 from PIL import Image
 
+from emulator.stack import PORTS
 from tests.integration.seed_doc import (
     SEED_COPY,
     SEED_SHARED,
@@ -47,7 +48,7 @@ def test_python_client_example_prints_a_completed_job(stack: Any) -> None:
     assert "Dimensions : 1024x1024" in out and "Format : PNG" in out
     assert "Modèle : gemini-3.1-flash-image" in out
     url = next(line.split("URL : ", 1)[1] for line in out.splitlines() if "URL : " in line)
-    assert url.startswith("http://localhost:9006/generated_images/img_")
+    assert url.startswith(f"http://localhost:{PORTS['api']}/generated_images/img_")
     response = requests.get(url, timeout=10)
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "image/png"
@@ -123,7 +124,7 @@ def test_curl_examples_3_and_4_with_a_real_job(api: Any) -> None:
 
 def test_health_check_as_in_the_seed(stack: Any) -> None:
     result = subprocess.run(
-        ["curl", "-s", "http://localhost:9006/health"], capture_output=True, text=True, timeout=30, check=True
+        ["curl", "-s", f"http://localhost:{PORTS['api']}/health"], capture_output=True, text=True, timeout=30, check=True
     )
     body = json.loads(result.stdout)
     assert body["status"] == "healthy"

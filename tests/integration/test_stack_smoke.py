@@ -10,7 +10,7 @@ import uuid
 import pytest
 import requests
 
-from emulator.stack import Stack, tcp_answers
+from emulator.stack import PORTS, Stack, tcp_answers
 
 
 def test_api_health_answers_json(stack: Stack) -> None:
@@ -22,13 +22,13 @@ def test_api_health_answers_json(stack: Stack) -> None:
 
 def test_functions_get_the_stack_environment(stack: Stack) -> None:
     env = stack.env
-    assert env["FIRESTORE_EMULATOR_HOST"] == "127.0.0.1:9011"
-    assert env["STORAGE_EMULATOR_HOST"] == "http://127.0.0.1:9012"
-    assert env["CLOUD_TASKS_EMULATOR_HOST"] == "127.0.0.1:9013"
+    assert env["FIRESTORE_EMULATOR_HOST"] == f"127.0.0.1:{PORTS['firestore']}"
+    assert env["STORAGE_EMULATOR_HOST"] == f"http://127.0.0.1:{PORTS['storage']}"
+    assert env["CLOUD_TASKS_EMULATOR_HOST"] == f"127.0.0.1:{PORTS['tasks']}"
     assert env["TASKS_SHARED_SECRET"] == stack.shared_secret and len(stack.shared_secret) >= 32
     # The tests never reach real Google: the stand-in is the Gemini backend.
     assert stack.gemini_backend == "stand-in"
-    assert env["GEMINI_STANDIN_URL"] == "http://127.0.0.1:9010"
+    assert env["GEMINI_STANDIN_URL"] == f"http://127.0.0.1:{PORTS['gemini_standin']}"
     for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
         assert name not in env
     assert env["ALLOW_PRIVATE_IMAGE_URLS"] == "true"

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 import standardwebhooks
-from imagegen import webhooks
+from imagegen.webhooks import messages
 
 from emulator.firestore_bridge import Version, document_event
 from emulator.stack import HOST, Stack, tcp_answers
@@ -278,7 +278,7 @@ def test_a_record_whose_task_was_lost_is_enqueued_on_redelivery(
     """As if the queue had failed after the record was created: Eventarc's retry finishes the job."""
     url = receiver.url()
     job_id, headers, body = completion_event(completed_job, webhook={"url": url, "events": None})
-    event_id = webhooks.Event("completed").event_id(job_id)
+    event_id = messages.Event("completed").event_id(job_id)
     payload = '{"job_id":"%s","status":"completed","from":"the record"}' % job_id
     record_ref(firestore_db, job_id, event_id).create({
         "event_id": event_id, "event": "completed", "url": url, "payload": payload,

@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from imagegen import api_keys, auth, google_tokens
-from imagegen.api_keys import hash_key, new_key
-from imagegen.auth import ANONYMOUS, AuthError, Principal, authenticate
+from imagegen import google_tokens
+from imagegen.api import auth, keys
+from imagegen.api.keys import hash_key, new_key
+from imagegen.api.auth import ANONYMOUS, AuthError, Principal, authenticate
 from imagegen.config import load_settings
 from werkzeug.datastructures import Headers
 
@@ -43,8 +44,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """
     for name in _ENV:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(api_keys, "_owners", api_keys._TtlCache(60, 16))
-    monkeypatch.setattr(api_keys, "_collection", _no_firestore)
+    monkeypatch.setattr(keys, "_owners", keys._TtlCache(60, 16))
+    monkeypatch.setattr(keys, "_collection", _no_firestore)
     load_settings.cache_clear()
     yield
     load_settings.cache_clear()
@@ -80,15 +81,15 @@ def alice_key(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_new_keys_have_the_documented_shape() -> None:
-    keys = {new_key() for _ in range(50)}
-    assert len(keys) == 50
-    for key in keys:
-        assert api_keys.KEY_PATTERN.match(key) and len(key) == 36
+    issued = {new_key() for _ in range(50)}
+    assert len(issued) == 50
+    for key in issued:
+        assert keys.KEY_PATTERN.match(key) and len(key) == 36
     assert hash_key("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # SHA-256
 
 
 def test_config_keys_are_found_without_firestore(alice_key: str) -> None:
-    assert api_keys.lookup(alice_key) == "alice"
+    assert keys.lookup(alice_key) == "alice"
     assert call(X_API_Key=alice_key) == Principal("key:alice", "api_key")
     assert call(Authorization=f"Bearer {alice_key}") == Principal("key:alice", "api_key")
     assert call(authorization=f"bearer   {alice_key} ") == Principal("key:alice", "api_key")
@@ -96,8 +97,8 @@ def test_config_keys_are_found_without_firestore(alice_key: str) -> None:
 
 def test_api_key_hashes_format() -> None:
     a, b = "a" * 64, "b" * 64
-    assert api_keys.parse_key_hashes("") == {}
-    assert api_keys.parse_key_hashes(f"alice:{a}, ,team.x@y:{b.upper()},") == {a: "alice", b: "team.x@y"}
+    assert keys.parse_key_hashes("") == {}
+    assert keys.parse_key_hashes(f"alice:{a}, ,team.x@y:{b.upper()},") == {a: "alice", b: "team.x@y"}
 
 
 @pytest.mark.parametrize(
@@ -105,7 +106,7 @@ def test_api_key_hashes_format() -> None:
 )
 def test_malformed_api_key_hashes_fail_loudly(value: str) -> None:
     with pytest.raises(ValueError):
-        api_keys.parse_key_hashes(value)
+        keys.parse_key_hashes(value)
 
 
 def test_both_headers_are_refused_even_when_equal(alice_key: str) -> None:
@@ -181,7 +182,7 @@ def test_new_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_owner_cache_expires_and_stays_bounded() -> None:
-    cache = api_keys._TtlCache(ttl=0.2, size=3)
+    cache = keys._TtlCache(ttl=0.2, size=3)
     for name in "abcd":
         cache.put(name, name.upper())
     assert [cache.get(name) for name in "abcd"] == [None, "B", "C", "D"]  # the oldest went first
@@ -304,7 +305,7 @@ def _later(seconds: int) -> int:
 def test_invalid_firebase_tokens_are_401(
     firebase: Issuer, caplog: pytest.LogCaptureFixture, make: Any, reason: str
 ) -> None:
-    caplog.set_level(logging.INFO, logger="imagegen.auth")
+    caplog.set_level(logging.INFO, logger="imagegen.api.auth")
     assert refused(401, Authorization=f"Bearer {make(firebase)}") == auth.INVALID_FIREBASE_TOKEN
     [record] = [r for r in caplog.records if r.getMessage() == "firebase token refused"]
     assert reason in record.fields["reason"]  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ import io
 import itertools
 
 import pytest
-from imagegen import imaging
+from imagegen.generation import imaging
 from imagegen.models import FORMATS, QUALITIES, SIZES
 from PIL import Image
 

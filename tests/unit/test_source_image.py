@@ -6,7 +6,7 @@ import io
 from collections.abc import Iterator
 
 import pytest
-from imagegen import source_image
+from imagegen.generation import source_image
 from imagegen.config import load_settings
 from PIL import Image
 

@@ -17,7 +17,7 @@ import pytest
 import standardwebhooks
 from cloudevents.http import from_http
 from google.events.cloud.firestore_v1 import DocumentEventData
-from imagegen import webhook_delivery, webhook_events, webhooks
+from imagegen.webhooks import delivery, messages, trigger
 from imagegen.config import load_settings
 
 from emulator.firestore_bridge import Version, document_event
@@ -100,15 +100,15 @@ def cloud_event(old: dict[str, Any] | None, new: dict[str, Any] | None) -> Any:
     return from_http(headers, body)
 
 
-def planned(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[webhook_events.Delivery]:
-    return webhook_events.plan(webhook_events.event_data(cloud_event(old, new)), load_settings())
+def planned(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[trigger.Delivery]:
+    return trigger.plan(trigger.event_data(cloud_event(old, new)), load_settings())
 
 
 # --------------------------------------------------------------------------- payloads
 
 
 def test_completed_payload_has_the_seed_shape() -> None:
-    payload = webhooks.build_payload(COMPLETED_JOB, webhooks.Event("completed"), T0, "development")
+    payload = messages.build_payload(COMPLETED_JOB, messages.Event("completed"), T0, "development")
     assert set(payload) == {"job_id", "status", "timestamp", "environment", "data"}
     assert payload["status"] == "completed"
     assert payload["timestamp"] == "2025-10-21T16:44:45Z"
@@ -123,7 +123,7 @@ def test_completed_payload_has_the_seed_shape() -> None:
 
 def test_failed_payload_carries_the_first_error() -> None:
     failed = job("FAILED", 100, errors=["Clé API Google invalide", "autre"])
-    payload = webhooks.build_payload(failed, webhooks.Event("failed"), T0, "production")
+    payload = messages.build_payload(failed, messages.Event("failed"), T0, "production")
     assert payload == {
         "job_id": JOB_ID,
         "status": "failed",
@@ -135,7 +135,7 @@ def test_failed_payload_carries_the_first_error() -> None:
 
 
 def test_progress_and_cancelled_payloads() -> None:
-    progress = webhooks.build_payload(job("GENERATING", 50), webhooks.Event("progress", 50), T0, "development")
+    progress = messages.build_payload(job("GENERATING", 50), messages.Event("progress", 50), T0, "development")
     assert progress == {
         "job_id": JOB_ID,
         "status": "generating",
@@ -143,22 +143,22 @@ def test_progress_and_cancelled_payloads() -> None:
         "progress": 50,
         "message": "Génération en cours...",
     }
-    cancelled = webhooks.build_payload(job("CANCELLED", 40), webhooks.Event("cancelled"), T0, "development")
+    cancelled = messages.build_payload(job("CANCELLED", 40), messages.Event("cancelled"), T0, "development")
     assert set(cancelled) == {"job_id", "status", "timestamp", "environment", "message"}
     assert cancelled["status"] == "cancelled"
 
 
 def test_event_ids_are_deterministic_and_distinct() -> None:
     ids = {
-        webhooks.Event("completed").event_id(JOB_ID),
-        webhooks.Event("failed").event_id(JOB_ID),
-        webhooks.Event("progress", 40).event_id(JOB_ID),
-        webhooks.Event("progress", 70).event_id(JOB_ID),
-        webhooks.Event("completed").event_id("img_otherjob0001"),
+        messages.Event("completed").event_id(JOB_ID),
+        messages.Event("failed").event_id(JOB_ID),
+        messages.Event("progress", 40).event_id(JOB_ID),
+        messages.Event("progress", 70).event_id(JOB_ID),
+        messages.Event("completed").event_id("img_otherjob0001"),
     }
     assert len(ids) == 5
-    assert webhooks.Event("progress", 40).event_id(JOB_ID) in ids
-    assert all(webhooks.EVENT_ID_PATTERN.match(event_id) for event_id in ids)
+    assert messages.Event("progress", 40).event_id(JOB_ID) in ids
+    assert all(messages.EVENT_ID_PATTERN.match(event_id) for event_id in ids)
 
 
 # --------------------------------------------------------------------------- signatures
@@ -172,8 +172,8 @@ def test_event_ids_are_deterministic_and_distinct() -> None:
     ],
 )
 def test_signature_verifies_with_standardwebhooks(secret: str, receiver_key: str | bytes) -> None:
-    body = webhooks.payload_text({"job_id": JOB_ID, "message": "Génération en cours..."})
-    headers = webhooks.signature_headers("msg_0123456789abcdef01234567", body, secret, datetime.now(timezone.utc))
+    body = messages.payload_text({"job_id": JOB_ID, "message": "Génération en cours..."})
+    headers = messages.signature_headers("msg_0123456789abcdef01234567", body, secret, datetime.now(timezone.utc))
     assert headers["webhook-signature"].startswith("v1,")
     verified = standardwebhooks.Webhook(receiver_key).verify(body.encode(), headers)
     assert verified["message"] == "Génération en cours..."
@@ -183,28 +183,28 @@ def test_raw_secret_is_not_base64_decoded() -> None:
     """``Webhook("raw string")`` would base64-decode it: raw secrets are bytes keys."""
     secret = "sorami-webhook-secret-key-2025"
     body = "{}"
-    headers = webhooks.signature_headers("msg_0123456789abcdef01234567", body, secret, datetime.now(timezone.utc))
+    headers = messages.signature_headers("msg_0123456789abcdef01234567", body, secret, datetime.now(timezone.utc))
     with pytest.raises(standardwebhooks.WebhookVerificationError):
         standardwebhooks.Webhook(secret).verify(body, headers)
 
 
 def test_invalid_whsec_secret_is_refused() -> None:
     with pytest.raises(ValueError):
-        webhooks.signing_key("whsec_not*base64!")
+        messages.signing_key("whsec_not*base64!")
 
 
 def test_delivery_headers(monkeypatch: pytest.MonkeyPatch) -> None:
     record = {"event_id": "msg_0123456789abcdef01234567", "payload": "{}"}
     at = datetime.now(timezone.utc)
-    headers = webhook_delivery.delivery_headers(record, load_settings(), at)
+    headers = delivery.delivery_headers(record, load_settings(), at)
     assert "webhook-signature" not in headers and "X-Webhook-Secret" not in headers
     assert headers["webhook-id"] == record["event_id"]
     assert headers["webhook-timestamp"] == str(int(at.timestamp()))
 
     configure(monkeypatch, WEBHOOK_SECRET="s3cret")
-    assert "X-Webhook-Secret" not in webhook_delivery.delivery_headers(record, load_settings(), at)
+    assert "X-Webhook-Secret" not in delivery.delivery_headers(record, load_settings(), at)
     configure(monkeypatch, ENVIRONMENT="production")
-    headers = webhook_delivery.delivery_headers(record, load_settings(), at)
+    headers = delivery.delivery_headers(record, load_settings(), at)
     assert headers["X-Webhook-Secret"] == "s3cret"
     assert headers["webhook-signature"].startswith("v1,")
 
@@ -216,11 +216,11 @@ def test_protobuf_cloud_event_round_trip() -> None:
     event = cloud_event(job("SAVING", 95), COMPLETED_JOB)
     assert event["type"] == "google.cloud.firestore.document.v1.written"
     assert event["subject"] == f"documents/image_jobs/{JOB_ID}"
-    data = webhook_events.event_data(event)
+    data = trigger.event_data(event)
     assert "status" in data.update_mask.field_paths
-    [delivery] = webhook_events.plan(data, load_settings())
+    [delivery] = trigger.plan(data, load_settings())
     assert (delivery.job_id, delivery.event, delivery.url) == (JOB_ID, "completed", "https://receiver.example/hook")
-    assert delivery.event_id == webhooks.Event("completed").event_id(JOB_ID)
+    assert delivery.event_id == messages.Event("completed").event_id(JOB_ID)
     payload = json.loads(delivery.payload)
     assert payload["data"]["metadata"]["input_tokens"] == 45
     assert payload["timestamp"] == "2025-10-21T16:44:46Z"  # the write's update_time
@@ -232,20 +232,20 @@ def test_json_cloud_event_is_accepted() -> None:
     headers = {key: value for key, value in protobuf_event.get_attributes().items()}
     event = from_http({f"ce-{k}": str(v) for k, v in headers.items()} | {"Content-Type": "application/json"}, text)
     assert isinstance(event.get_data(), dict)
-    [delivery] = webhook_events.plan(webhook_events.event_data(event), load_settings())
+    [delivery] = trigger.plan(trigger.event_data(event), load_settings())
     assert json.loads(delivery.payload)["error_message"] == "Clé API Google invalide"
 
 
 def test_values_decode_to_python() -> None:
     fields = {"s": "é", "i": 7, "f": 1.5, "b": True, "n": None, "t": T0, "m": {"a": [1, {"x": "y"}]}}
     event = cloud_event(None, job("PENDING", 0, extra=fields))
-    new = webhook_events._document(webhook_events.event_data(event), "value")
+    new = trigger._document(trigger.event_data(event), "value")
     assert new["extra"] == fields
 
 
 def test_undecodable_event_is_acked(caplog: pytest.LogCaptureFixture) -> None:
     headers, _ = document_event(None, Version(JOB_ID, {}, T0, T0), project="p", collection="image_jobs")
-    webhook_events.handle_cloud_event(from_http(headers, b"\xff\xfenot a protobuf"))
+    trigger.handle_cloud_event(from_http(headers, b"\xff\xfenot a protobuf"))
     assert "undecodable Firestore event dropped" in caplog.text
 
 
@@ -302,7 +302,7 @@ def test_per_job_url_wins_and_ignores_webhook_enabled(monkeypatch: pytest.Monkey
      (410, "abandoned")],
 )
 def test_outcome_state(status: int | None, state: str) -> None:
-    assert webhook_delivery.outcome_state(status) == state
+    assert delivery.outcome_state(status) == state
 
 
 def test_send_times_out_and_refused_connections_are_retried(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -310,10 +310,10 @@ def test_send_times_out_and_refused_connections_are_retried(monkeypatch: pytest.
     record = {"event_id": "msg_0123456789abcdef01234567", "payload": "{}"}
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts (backlog), never answers
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
-        attempt = webhook_delivery.send(record | {"url": url}, load_settings())
+        attempt = delivery.send(record | {"url": url}, load_settings())
     assert (attempt.state, attempt.status_code) == ("retrying", None)
     assert "Timeout" in attempt.error
-    attempt = webhook_delivery.send(record | {"url": url}, load_settings())  # now closed
+    attempt = delivery.send(record | {"url": url}, load_settings())  # now closed
     assert attempt.state == "retrying" and "Connect" in attempt.error
 
 
@@ -323,8 +323,8 @@ def test_delivery_target_refuses_unknown_callers() -> None:
     app = flask.Flask(__name__)
     body = {"job_id": JOB_ID, "event_id": "msg_0123456789abcdef01234567"}
     with app.test_request_context("/", method="POST", json=body):
-        assert webhook_delivery.handle_request(flask.request).status_code == 401
+        assert delivery.handle_request(flask.request).status_code == 401
     malformed = {"job_id": "../x", "event_id": "msg_0123456789abcdef01234567"}
     with app.test_request_context("/", method="POST", json=malformed, headers={"X-Tasks-Secret": "unit-secret"}):
-        response = webhook_delivery.handle_request(flask.request)
+        response = delivery.handle_request(flask.request)
     assert (response.status_code, response.get_json()) == (200, {"state": "dropped"})

@@ -26,13 +26,14 @@ from typing import Any
 
 import flask
 
-from . import gemini, imaging, job_store, source_image, storage, task_auth
-from .config import load_settings
-from .http import error_response, json_response, request_context
-from .job_store import LeaseLost
-from .logs import fields, log_context
-from .models import JOB_ID_PATTERN, JobStatus
-from .results import iso
+from imagegen import job_store, storage, task_auth
+from imagegen.generation import gemini, imaging, source_image
+from imagegen.config import load_settings
+from imagegen.http import error_response, json_response, request_context
+from imagegen.job_store import LeaseLost
+from imagegen.logs import fields, log_context
+from imagegen.models import JOB_ID_PATTERN, JobStatus
+from imagegen.results import iso
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Webhook events: who receives them, their ids, payloads and signatures.
 
-Shared by the Firestore trigger (``webhook_events``), which decides what to
-send, and the Cloud Tasks target (``webhook_delivery``), which sends it.
+Shared by the Firestore trigger (``webhooks.trigger``), which decides what to
+send, and the Cloud Tasks target (``webhooks.delivery``), which sends it.
 
 Receiver: the job's own ``webhook.url`` (from ``webhook_url`` in the create
 request) always wins and is used even when ``WEBHOOK_ENABLED`` is false: the
@@ -35,10 +35,10 @@ from typing import Any
 
 from standardwebhooks import Webhook
 
-from .clients import firestore_client
-from .config import Settings, load_settings
-from .models import JobStatus
-from .results import iso, result_images, result_metadata
+from imagegen.clients import firestore_client
+from imagegen.config import Settings, load_settings
+from imagegen.models import JobStatus
+from imagegen.results import iso, result_images, result_metadata
 
 COMPLETED = "completed"
 FAILED = "failed"

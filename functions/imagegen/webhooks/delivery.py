@@ -14,7 +14,7 @@ Before sending, the attempt takes a lease on the record in a transaction
 (state ``sending``); a concurrent duplicate finding a live lease answers 409
 and Cloud Tasks tries it later. Each attempt is then recorded in a second
 transaction. The job document is never touched: its status does not depend
-on its webhooks.
+on its messages.
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ from typing import Any, Literal
 import flask
 import httpx
 
-from . import task_auth, webhooks
-from .config import Settings, load_settings
-from .http import error_response, json_response, request_context
-from .job_store import run_transaction, utcnow
-from .logs import fields, log_context
-from .models import JOB_ID_PATTERN
+from imagegen import task_auth
+from imagegen.webhooks import messages
+from imagegen.config import Settings, load_settings
+from imagegen.http import error_response, json_response, request_context
+from imagegen.job_store import run_transaction, utcnow
+from imagegen.logs import fields, log_context
+from imagegen.models import JOB_ID_PATTERN
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +98,10 @@ def outcome_state(status_code: int | None) -> State:
 
 
 def delivery_headers(record: dict[str, Any], settings: Settings, at: datetime) -> dict[str, str]:
-    headers = {"Content-Type": "application/json", "User-Agent": webhooks.USER_AGENT}
+    headers = {"Content-Type": "application/json", "User-Agent": messages.USER_AGENT}
     if settings.is_production and settings.webhook_secret:
         headers["X-Webhook-Secret"] = settings.webhook_secret  # the seed's header
-    return headers | webhooks.signature_headers(
+    return headers | messages.signature_headers(
         record["event_id"], record["payload"], settings.webhook_secret, at
     )
 
@@ -163,7 +164,7 @@ def record_attempt(ref: Any, token: str, attempt: Attempt, retry_count: str) -> 
 
 def deliver(job_id: str, event_id: str, retry_count: str) -> flask.Response:
     settings = load_settings()
-    ref = webhooks.delivery_ref(job_id, event_id)
+    ref = messages.delivery_ref(job_id, event_id)
     token = secrets.token_hex(8)
     lease = take_lease(ref, token, settings)
     context = {"event_id": event_id, "task_retry_count": retry_count}
@@ -205,7 +206,7 @@ def handle_request(request: flask.Request) -> flask.Response:
         body = request.get_json(silent=True)
         body = body if isinstance(body, dict) else {}
         job_id, event_id = str(body.get("job_id", "")), str(body.get("event_id", ""))
-        if not JOB_ID_PATTERN.match(job_id) or not webhooks.EVENT_ID_PATTERN.match(event_id):
+        if not JOB_ID_PATTERN.match(job_id) or not messages.EVENT_ID_PATTERN.match(event_id):
             # Retrying a malformed task would never succeed: drop it loudly, as the worker does.
             logger.error("malformed webhook task body dropped")
             return json_response({"state": "dropped"})

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
-from . import job_store
-from .config import load_settings
+from imagegen import job_store
+from imagegen.config import load_settings
 
 WINDOW = timedelta(minutes=1)
 

@@ -23,9 +23,9 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
-from .config import load_settings
-from .gemini import SourceImage
-from .imaging import ImageError, prepare_input
+from imagegen.config import load_settings
+from imagegen.generation.gemini import SourceImage
+from imagegen.generation.imaging import ImageError, prepare_input
 
 if TYPE_CHECKING:
     import httpx

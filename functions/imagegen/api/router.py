@@ -22,12 +22,13 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 
-from . import auth, job_store, rate_limit, storage, task_queue
-from .config import GeminiBackend, load_settings
-from .gemini import NOT_CONFIGURED
-from .http import error_response, json_response, request_context
-from .logs import current_trace, fields, log_context
-from .models import (
+from imagegen import job_store, storage, task_queue
+from imagegen.api import auth, rate_limit
+from imagegen.config import GeminiBackend, load_settings
+from imagegen.generation.gemini import NOT_CONFIGURED
+from imagegen.http import error_response, json_response, request_context
+from imagegen.logs import current_trace, fields, log_context
+from imagegen.models import (
     CreateJobResponse,
     GenerateRequest,
     HealthResponse,
@@ -35,9 +36,9 @@ from .models import (
     JobStatus,
     validation_messages,
 )
-from .openapi import openapi_document
-from .results import result_body, status_body
-from .source_image import is_public_address
+from imagegen.api.openapi import openapi_document
+from imagegen.results import result_body, status_body
+from imagegen.generation.source_image import is_public_address
 
 logger = logging.getLogger(__name__)
 

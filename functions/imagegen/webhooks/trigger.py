@@ -4,7 +4,7 @@ Eventarc delivers ``google.cloud.firestore.document.v1.written`` for every
 write of a job document, at least once, as a binary-mode CloudEvent whose
 body is a serialized ``DocumentEventData`` (``application/protobuf``); the
 JSON form is accepted too. Old and new versions are compared to find the
-webhook events the write implies (``webhooks.implied_events``).
+webhook events the write implies (``messages.implied_events``).
 
 Each event is scheduled exactly once whatever the redeliveries:
 
@@ -33,10 +33,11 @@ from google.events.cloud.firestore_v1 import DocumentEventData
 from google.protobuf.json_format import ParseError
 from google.protobuf.message import DecodeError
 
-from . import task_queue, webhooks
-from .config import Settings, load_settings
-from .job_store import utcnow
-from .logs import fields, log_context
+from imagegen import task_queue
+from imagegen.webhooks import messages
+from imagegen.config import Settings, load_settings
+from imagegen.job_store import utcnow
+from imagegen.logs import fields, log_context
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def plan(data: Any, settings: Settings) -> list[Delivery]:
     old, new = _document(data, "old_value"), _document(data, "value")
     if not new:
         return []
-    target = webhooks.target_for(new, settings)
+    target = messages.target_for(new, settings)
     if target is None:
         return []
     job_id = data.value.name.rsplit("/", 1)[-1]
@@ -103,12 +104,12 @@ def plan(data: Any, settings: Settings) -> list[Delivery]:
             event_id=item.event_id(job_id),
             event=item.kind,
             url=target.url,
-            payload=webhooks.payload_text(
-                webhooks.build_payload(new | {"job_id": job_id}, item, at, settings.environment)
+            payload=messages.payload_text(
+                messages.build_payload(new | {"job_id": job_id}, item, at, settings.environment)
             ),
             expires_at=new.get("expires_at"),
         )
-        for item in webhooks.implied_events(old, new)
+        for item in messages.implied_events(old, new)
         if item.kind in target.events
     ]
 
@@ -117,7 +118,7 @@ def schedule(delivery: Delivery, settings: Settings) -> None:
     """Create the delivery record once, then make sure its task is queued."""
     from google.api_core.exceptions import AlreadyExists
 
-    ref = webhooks.delivery_ref(delivery.job_id, delivery.event_id)
+    ref = messages.delivery_ref(delivery.job_id, delivery.event_id)
     record = {
         "event_id": delivery.event_id,
         "event": delivery.event,

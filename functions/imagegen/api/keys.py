@@ -17,10 +17,10 @@ brute-forced back into a key, and it lets a request find its document by id.
 Command line (uses the normal settings: ``FIRESTORE_EMULATOR_HOST`` for the
 emulator, else Application Default Credentials and ``GOOGLE_CLOUD_PROJECT``)::
 
-    python -m imagegen.api_keys create --owner alice --name frontend
-    python -m imagegen.api_keys generate --owner alice   # for API_KEY_HASHES, writes nothing
-    python -m imagegen.api_keys list
-    python -m imagegen.api_keys disable HASH_OR_KEY_PREFIX
+    python -m imagegen.api.keys create --owner alice --name frontend
+    python -m imagegen.api.keys generate --owner alice   # for API_KEY_HASHES, writes nothing
+    python -m imagegen.api.keys list
+    python -m imagegen.api.keys disable HASH_OR_KEY_PREFIX
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from .clients import firestore_client
-from .config import load_settings
+from imagegen.clients import firestore_client
+from imagegen.config import load_settings
 
 KEY_PREFIX = "igk_"
 KEY_PATTERN = re.compile(r"^igk_[A-Za-z0-9_-]{32}$")
@@ -187,7 +187,7 @@ def _target() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m imagegen.api_keys", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m imagegen.api.keys", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="store a new key in Firestore and print it once")
     create.add_argument("--owner", required=True)

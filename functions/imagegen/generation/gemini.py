@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from .clients import shared
-from .config import GeminiBackend, load_settings
+from imagegen.clients import shared
+from imagegen.config import GeminiBackend, load_settings
 
 logger = logging.getLogger(__name__)
 

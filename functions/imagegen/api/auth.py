@@ -6,7 +6,7 @@ the caller's identity would be ambiguous):
 * ``Authorization: Bearer <value>``: when ``FIREBASE_AUTH_ENABLED`` is true
   and the value looks like a JWT, a Firebase Auth ID token (owner
   ``firebase:<uid>``); otherwise an API key (owner ``key:<owner>``).
-* ``X-API-Key: <key>``: an API key (see ``api_keys`` for where keys live).
+* ``X-API-Key: <key>``: an API key (see ``api.keys`` for where keys live).
 
 A request without credentials is refused (401) when ``AUTH_REQUIRED`` is
 true, and runs as the ``anonymous`` owner otherwise. Credentials that are
@@ -23,9 +23,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from . import api_keys, google_tokens
-from .config import Settings, load_settings
-from .logs import fields
+from imagegen import google_tokens
+from imagegen.api import keys
+from imagegen.config import Settings, load_settings
+from imagegen.logs import fields
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def authenticate(headers: Any) -> Principal:
 
 
 def _key_owner(key: str) -> Principal:
-    owner = api_keys.lookup(key)
+    owner = keys.lookup(key)
     if owner is None:
         raise AuthError(401, INVALID_KEY)
     return Principal(f"key:{owner}", "api_key")

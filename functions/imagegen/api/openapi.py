@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .models import (
+from imagegen.models import (
     CreateJobResponse,
     ErrorResponse,
     GenerateRequest,
