@@ -5,6 +5,7 @@
 #   make up       start it in the background; `make down` stops it; `make status`
 #   make test     the whole test suite (starts its own stack); PYTEST_ARGS='-k smoke'
 #   make bench    the benchmark (bench/run.py)
+#   make lock     re-resolve functions/requirements.lock (hashed) from functions/requirements.txt
 #   make check-infra   terraform fmt -check + checkov on infra/
 #   make deploy PROJECT=my-project REGION=europe-west1
 
@@ -24,22 +25,37 @@ PYTHON_HCL2_VERSION := 8.1.4
 
 PIP_FLAGS := --quiet --disable-pip-version-check --no-input
 
+# The functions' runtime: the tests run on it and infra/ deploys it. The hashed
+# lock is resolved for it and installed all-or-nothing (--require-hashes), then
+# the dev tools on top in a second pip call.
+RUNTIME_PYTHON := 3.11
+LOCK := functions/requirements.lock
+
 # A stamp file per environment: rebuilt only when its requirements change.
 VENV_STAMP := $(VENV)/.installed
 TASKS_STAMP := $(TASKS_VENV)/.installed-$(TASKS_EMULATOR_VERSION)
 IAC_STAMP := $(IAC_VENV)/.installed-$(CHECKOV_VERSION)-$(PYTHON_HCL2_VERSION)
 
-.PHONY: help setup run up down status test bench check-infra deploy clean
+.PHONY: help setup run up down status test bench lock check-infra deploy clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
 setup: $(VENV_STAMP) $(TASKS_STAMP) $(IAC_STAMP)
 
-$(VENV_STAMP): requirements.txt functions/requirements.txt
+$(VENV_STAMP): requirements.txt $(LOCK)
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/python -c 'import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(0 if v == "$(RUNTIME_PYTHON)" else "$(VENV) runs Python " + v + ", the functions run $(RUNTIME_PYTHON): PYTHON=python$(RUNTIME_PYTHON) make clean setup")'
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --require-hashes -r $(LOCK)
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements.txt
 	@touch $@
+
+# Keeps the lock's current pins unless functions/requirements.txt asks otherwise
+# (add --upgrade-package NAME, or delete the lock, to move a transitive pin).
+lock: $(VENV_STAMP)
+	$(VENV)/bin/uv pip compile --quiet --generate-hashes --python-version $(RUNTIME_PYTHON) \
+		--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" \
+		functions/requirements.txt -o $(LOCK)
 
 $(TASKS_STAMP):
 	@test -x $(TASKS_VENV)/bin/python || $(PYTHON) -m venv $(TASKS_VENV)
