@@ -36,6 +36,23 @@ def error_response(
     return json_response({"error": message, "details": details or []}, status, headers)
 
 
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """True for a failure of something the service depends on (answer 503, retry later).
+
+    Google API errors (``RetryError`` included), gRPC and transport errors,
+    and ``OSError``: refused connections, timeouts, and the errors of the
+    ``requests`` transport the Storage client uses (``RequestException`` is
+    an ``OSError``). Anything else is a bug: 500.
+    """
+    import grpc
+    import httpx2
+    from google.api_core.exceptions import GoogleAPIError
+    from google.auth.exceptions import TransportError
+
+    infrastructure = (GoogleAPIError, grpc.RpcError, TransportError, httpx2.TransportError, OSError)
+    return isinstance(exc, infrastructure)
+
+
 @contextlib.contextmanager
 def request_context(request: flask.Request, job_id: str = "") -> Iterator[None]:
     """Log every line of this request with its Cloud Trace id (and job id)."""

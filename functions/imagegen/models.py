@@ -29,7 +29,7 @@ STYLES = ("photorealistic", "artistic", "illustration", "3d-render")
 QUALITIES = ("standard", "high", "ultra")
 WEBHOOK_EVENTS = ("completed", "failed", "progress", "cancelled")
 _CHOICES = {"size": SIZES, "format": FORMATS, "style": STYLES, "quality": QUALITIES}
-JOB_ID_PATTERN = re.compile(r"^img_[a-z0-9]{8,32}$")
+JOB_ID_PATTERN = re.compile(r"^img_[a-z0-9]{8,32}\Z")  # \Z: "$" would accept a trailing newline
 # C0/C1 control characters other than tab, newline and carriage return.
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _URL = re.compile(r"^https?://[^\s/?#@]+(?::\d{1,5})?(?:[/?#]\S*)?$", re.IGNORECASE)

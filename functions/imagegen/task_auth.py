@@ -50,7 +50,9 @@ def verify_task_caller(headers: Any, audience: str) -> None:
             raise Unauthorized("adresse du compte de service non vérifiée")
         return
     expected = settings.tasks_shared_secret
-    if not expected or not hmac.compare_digest(headers.get(SECRET_HEADER, ""), expected):
+    # Compared as bytes: compare_digest refuses non-ASCII str (a TypeError, a 500).
+    sent = headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
+    if not expected or not hmac.compare_digest(sent, expected.encode()):
         raise Unauthorized("secret de tâche invalide")
 
 

@@ -366,3 +366,45 @@ def test_hostile_credentials_are_4xx(api: Any, headers: dict[str, str]) -> None:
     for method, path in (("POST", "/api/images/generate"), ("GET", "/api/images/status/img_abcdefgh")):
         response = api.request(method, path, json={"prompt": "Un chat"}, headers=headers)
         assert_json_error(response, (400, 401))
+
+
+# --------------------------------------------------------------------------- query strings
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=%C2%B2",  # ² : str.isdigit() says yes, int() says no
+        "limit=%D9%A1%D9%A2",  # Arabic-Indic digits
+        "limit=%EF%BC%91%EF%BC%90",  # fullwidth 10
+        "limit=5%0A",
+        "limit=%205",
+        "limit=%2B5",
+        "limit=-1",
+        "limit=1e1",
+        "limit=0x10",
+        "limit=" + "9" * 400,
+        "limit=",
+        "limit=%FF",
+        "status=pending",
+        "status=PENDING%0A",
+        "status=%00",
+        "cursor=img_abcdefgh%0A",
+        "cursor=img_%C2%B2bcdefgh",
+        "cursor=%00",
+    ],
+)
+def test_hostile_list_parameters_are_400(stack: Stack, query: str) -> None:
+    head = f"GET /api/images/jobs?{query} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"
+    status, body = raw_request(head.encode())
+    assert status == 400, body[:300]
+    assert json.loads(body)["error"]
+
+
+@pytest.mark.parametrize("secret", ["s\u00e9cret".encode(), "\u2603".encode(), b"\xff\xfe"])
+def test_a_non_ascii_task_secret_is_401(stack: Stack, secret: bytes) -> None:
+    response = requests.post(
+        f"{stack.urls['worker']}/", json={"job_id": "img_abcdefgh"}, headers={"X-Tasks-Secret": secret}, timeout=10
+    )
+    assert response.status_code == 401, response.text[:300]
+    assert response.json()["error"] == "Appel non autorisé"

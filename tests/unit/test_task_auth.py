@@ -103,3 +103,13 @@ def test_local_shared_secret_and_fail_closed(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(Unauthorized):  # neither configured: nobody gets in
         verify_task_caller(Headers({"X-Tasks-Secret": ""}), audience=WORKER)
     load_settings.cache_clear()
+
+
+@pytest.mark.parametrize("sent", ["sécret", "s3cret\u00e9", "\u2603", "s3cr\xff"])
+def test_a_non_ascii_secret_is_refused_not_a_crash(monkeypatch: pytest.MonkeyPatch, sent: str) -> None:
+    monkeypatch.delenv("TASKS_SERVICE_ACCOUNT", raising=False)
+    monkeypatch.setenv("TASKS_SHARED_SECRET", "s3cret")
+    load_settings.cache_clear()
+    with pytest.raises(Unauthorized):
+        verify_task_caller(Headers({"X-Tasks-Secret": sent}), audience=WORKER)
+    load_settings.cache_clear()

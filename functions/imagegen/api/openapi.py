@@ -63,6 +63,7 @@ def _error(description: str) -> dict[str, Any]:
 _AUTH_ERRORS = {
     "401": _error("Authentification requise ou invalide"),
     "503": _error("Service temporairement indisponible"),
+    "500": _error("Erreur interne du serveur"),
 }
 _IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
@@ -106,9 +107,9 @@ def openapi_document() -> dict[str, Any]:
                         "413": _error("Corps trop volumineux"),
                         "422": _error("Idempotency-Key réutilisée avec un autre corps"),
                         "429": _error("Trop de tâches créées (en-tête Retry-After)"),
-                        "500": _error("Clé API Google non configurée"),
                     }
-                    | _AUTH_ERRORS,
+                    | _AUTH_ERRORS
+                    | {"500": _error("Clé API Google non configurée, ou erreur interne")},
                 }
             },
             "/api/images/status/{job_id}": {

@@ -26,7 +26,7 @@ from imagegen import job_store, storage, task_queue
 from imagegen.api import auth, rate_limit
 from imagegen.config import GeminiBackend, load_settings
 from imagegen.generation.gemini import NOT_CONFIGURED
-from imagegen.http import error_response, json_response, request_context
+from imagegen.http import error_response, is_infrastructure_error, json_response, request_context
 from imagegen.logs import current_trace, fields, log_context
 from imagegen.models import (
     CreateJobResponse,
@@ -45,10 +45,12 @@ logger = logging.getLogger(__name__)
 NOT_FOUND = "Tâche introuvable"
 CREATED = "Tâche de génération d'images créée avec succès"
 UNAVAILABLE = "Service temporairement indisponible, réessayez dans quelques instants"
+INTERNAL_ERROR = "Erreur interne du serveur"
 _IMAGE_FILE = re.compile(r"^image_[1-4]\.(png|jpg|webp)$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _RETRY_LATER = {"Retry-After": "5"}
 _MAX_PAGE = 100
+_ASCII_INT = re.compile(r"[0-9]{1,6}")
 
 _ROUTES = Map(
     [
@@ -96,9 +98,12 @@ def _dispatch(request: flask.Request) -> flask.Response:
         except auth.AuthError as exc:
             return error_response(exc.status, exc.message, headers=exc.headers)
         return handler(request, principal, **args)
-    except Exception:
-        logger.exception("request failed", **fields(endpoint=endpoint))
-        return error_response(503, UNAVAILABLE, headers=_RETRY_LATER)
+    except Exception as exc:
+        if is_infrastructure_error(exc):
+            logger.warning("request failed: backend unavailable", exc_info=True, **fields(endpoint=endpoint))
+            return error_response(503, UNAVAILABLE, headers=_RETRY_LATER)
+        logger.exception("request failed: internal error", **fields(endpoint=endpoint))
+        return error_response(500, INTERNAL_ERROR)
 
 
 def health(request: flask.Request) -> flask.Response:
@@ -254,9 +259,10 @@ def jobs(request: flask.Request, principal: auth.Principal) -> flask.Response:
         message = f"status doit être l'une des valeurs : {', '.join(JobStatus.__members__)}"
         return error_response(400, message)
     limit_text = args.get("limit", "20")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= _MAX_PAGE:
+    # ASCII digits only: str.isdigit() and int() also accept "²" or "١".
+    limit = int(limit_text) if _ASCII_INT.fullmatch(limit_text) else 0
+    if not 1 <= limit <= _MAX_PAGE:
         return error_response(400, f"limit doit être entre 1 et {_MAX_PAGE}")
-    limit = int(limit_text)
     cursor = args.get("cursor") or None
     page = job_store.list_jobs(principal.owner, status=status_filter, limit=limit, after=cursor)
     if page is None:
