@@ -64,6 +64,31 @@ locals {
 }
 
 # ---------------------------------------------------------------------------
+# Custom roles on the images bucket: the predefined ones either miss a
+# permission the code needs (objectViewer cannot delete) or grant more than it
+# uses (objectUser adds update/restore/list to the worker). Each holds exactly
+# the permissions of the rows of tests/infra/iam_table.py that it serves.
+# ---------------------------------------------------------------------------
+
+resource "google_project_iam_custom_role" "images_read_delete" {
+  project     = var.project_id
+  role_id     = "${replace(var.name_prefix, "-", "_")}_images_read_delete"
+  title       = "${var.name_prefix} images: read, list, delete"
+  description = "The api serves images and deletes a cancelled job's images."
+  permissions = ["storage.objects.delete", "storage.objects.get", "storage.objects.list"]
+  depends_on  = [google_project_service.this]
+}
+
+resource "google_project_iam_custom_role" "images_write" {
+  project     = var.project_id
+  role_id     = "${replace(var.name_prefix, "-", "_")}_images_write"
+  title       = "${var.name_prefix} images: create, delete"
+  description = "The worker stores (and on retries overwrites) images, and deletes those of cancelled jobs."
+  permissions = ["storage.objects.create", "storage.objects.delete"]
+  depends_on  = [google_project_service.this]
+}
+
+# ---------------------------------------------------------------------------
 # Firestore: read/write documents (no narrower scope than the project exists).
 # ---------------------------------------------------------------------------
 
@@ -95,18 +120,21 @@ resource "google_service_account_iam_member" "api_act_as_tasks_invoker" {
   member             = local.runtime_members.api
 }
 
-# V4 signed URLs: functions have no private key, so the api signs through
-# iamcredentials signBlob with its own identity.
+# V4 signed URLs (signed mode only): functions have no private key, so the
+# api signs through iamcredentials signBlob with its own identity.
 resource "google_service_account_iam_member" "api_sign_blob_self" {
+  count = var.public_image_urls ? 0 : 1
+
   service_account_id = google_service_account.api.name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.runtime_members.api
 }
 
-# Read image metadata / objects when building job responses.
-resource "google_storage_bucket_iam_member" "api_images_read" {
+# Serve images (GET /generated_images/...) and delete a cancelled job's
+# images (list + delete). No predefined role has exactly these.
+resource "google_storage_bucket_iam_member" "api_images_read_delete" {
   bucket = google_storage_bucket.images.name
-  role   = "roles/storage.objectViewer"
+  role   = google_project_iam_custom_role.images_read_delete.id
   member = local.runtime_members.api
 }
 
@@ -114,11 +142,12 @@ resource "google_storage_bucket_iam_member" "api_images_read" {
 # worker
 # ---------------------------------------------------------------------------
 
-# Create (and on retries overwrite) images. objectUser = create/read/update/
-# delete objects, without any IAM or bucket administration.
+# Create images (a retried attempt overwrites the same name, which needs
+# delete too) and delete one stored after its job was cancelled. Nothing more:
+# the worker never reads, lists or updates objects.
 resource "google_storage_bucket_iam_member" "worker_images_write" {
   bucket = google_storage_bucket.images.name
-  role   = "roles/storage.objectUser"
+  role   = google_project_iam_custom_role.images_write.id
   member = local.runtime_members.worker
 }
 
@@ -145,9 +174,22 @@ resource "google_project_iam_member" "worker_vertex" {
 # The completed payload carries result URLs: in signed mode the trigger signs
 # them through IAM signBlob as itself, like the api does.
 resource "google_service_account_iam_member" "webhook_trigger_sign_blob_self" {
+  count = var.public_image_urls ? 0 : 1
+
   service_account_id = google_service_account.webhook_trigger.name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.runtime_members.webhook_trigger
+}
+
+# A V4 signed URL is authorised as its signer: without read access to the
+# objects the URLs it signs would answer 403. legacyObjectReader is
+# storage.objects.get only (no listing).
+resource "google_storage_bucket_iam_member" "webhook_trigger_images_read" {
+  count = var.public_image_urls ? 0 : 1
+
+  bucket = google_storage_bucket.images.name
+  role   = "roles/storage.legacyObjectReader"
+  member = local.runtime_members.webhook_trigger
 }
 
 # ---------------------------------------------------------------------------

@@ -59,7 +59,11 @@ locals {
   # Secrets (GOOGLE_API_KEY, WEBHOOK_SECRET) are added per function in
   # functions.tf from Secret Manager.
   env_common = {
-    ENVIRONMENT               = var.environment
+    ENVIRONMENT = var.environment
+    # Explicit, whatever var.environment says: without it the code requires
+    # credentials only when ENVIRONMENT=production, so "staging" would be an
+    # open API.
+    AUTH_REQUIRED             = "true"
     GOOGLE_CLOUD_PROJECT      = var.project_id
     LOG_LEVEL                 = var.log_level
     GEMINI_MODEL              = var.gemini_model

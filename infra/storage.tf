@@ -46,13 +46,15 @@ resource "google_storage_bucket" "images" {
   depends_on = [google_project_service.this]
 }
 
-# Only with public_image_urls = true: anyone can read the images.
+# Only with public_image_urls = true: anyone can read an image whose URL they
+# have. legacyObjectReader is storage.objects.get only; objectViewer would
+# also let anyone list the bucket (every job's images).
 resource "google_storage_bucket_iam_member" "images_public_read" {
   #checkov:skip=CKV_GCP_28:Opt-in only (public_image_urls = true, default false): the operator chose plain public image URLs instead of signed URLs; object names are unguessable UUIDs and expire after image_retention_days.
   count = var.public_image_urls ? 1 : 0
 
   bucket = google_storage_bucket.images.name
-  role   = "roles/storage.objectViewer"
+  role   = "roles/storage.legacyObjectReader"
   member = "allUsers"
 }
 
