@@ -60,9 +60,17 @@ def _choice_message(field: str, choices: tuple[str, ...]) -> str:
 
 
 def _check_url(field: str, value: Any) -> Any:
+    """A URL the worker or the webhook sender can request: http(s), valid host and port."""
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_URL_CHARS or not _URL.match(value.strip()):
+    from imagegen.outbound import url_problem  # loads the HTTP client: only when a URL is sent
+
+    if (
+        not isinstance(value, str)
+        or len(value) > MAX_URL_CHARS
+        or not _URL.match(value.strip())
+        or url_problem(value.strip())
+    ):
         raise _invalid(f"{field} doit être une URL http(s) valide")
     return value.strip()
 

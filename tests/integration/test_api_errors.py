@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from tests.integration.helpers import create_job, side_api
+from tests.url_forms import BAD_URLS, LOCAL_URLS
 
 
 def post_raw(api: Any, data: bytes | str, content_type: str = "application/json") -> requests.Response:
@@ -67,16 +68,22 @@ def test_malformed_bodies(api: Any, data: Any, content_type: str, error: str) ->
     assert response.json()["error"] == error
 
 
-def test_literal_private_input_url_refused_when_not_allowed(stack: Any) -> None:
+@pytest.mark.parametrize("field", ["input_image_url", "webhook_url"])
+def test_local_and_unparsable_urls_refused_at_creation(stack: Any, field: str) -> None:
     # The test stack allows loopback images; an API without that setting refuses them.
     with side_api(stack.env | {"ALLOW_PRIVATE_IMAGE_URLS": "false"}) as base:
-        for url in ("http://127.0.0.1/a.png", "http://169.254.169.254/latest", "http://[::1]/a.png",
-                    "http://localhost/a.png", "http://metadata.google.internal/"):
-            response = requests.post(
-                f"{base}/api/images/generate", json={"prompt": "x", "input_image_url": url}, timeout=10
-            )
+        for url in LOCAL_URLS + BAD_URLS:
+            response = requests.post(f"{base}/api/images/generate", json={"prompt": "x", field: url}, timeout=10)
             assert response.status_code == 400, url
-            assert response.json()["details"][0]["field"] == "input_image_url"
+            assert [d["field"] for d in response.json()["details"]] == [field], url
+
+
+@pytest.mark.parametrize("field", ["input_image_url", "webhook_url"])
+def test_unparsable_urls_refused_even_when_private_ones_are_allowed(api: Any, field: str) -> None:
+    for url in BAD_URLS:
+        response = api.post("/api/images/generate", json={"prompt": "x", field: url})
+        assert response.status_code == 400, url
+        assert response.json()["error"] == f"{field} doit être une URL http(s) valide", url
 
 
 def test_no_model_configured_is_the_seeds_500(stack: Any) -> None:

@@ -15,6 +15,8 @@ from imagegen.models import (
 )
 from pydantic import ValidationError
 
+from tests.url_forms import BAD_URLS
+
 
 def messages(body: dict) -> dict[str, str]:
     with pytest.raises(ValidationError) as caught:
@@ -132,3 +134,9 @@ def test_webhook_fields() -> None:
     }
     assert "webhook_events" in messages({"prompt": "p", "webhook_events": ["done"]})
     assert "webhook_events" in messages({"prompt": "p", "webhook_events": []})
+
+
+@pytest.mark.parametrize("field", ["input_image_url", "webhook_url"])
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_urls_that_cannot_be_requested_are_refused(field: str, url: str) -> None:
+    assert messages({"prompt": "x", field: url}) == {field: f"{field} doit être une URL http(s) valide"}

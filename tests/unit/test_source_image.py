@@ -1,11 +1,16 @@
-"""input_image_url fetching: address checks, redirects, size caps, image check."""
+"""input_image_url fetching: address checks, redirects, time and size caps, image check.
+
+The address rules themselves are tested in ``test_outbound``.
+"""
 
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 
 import pytest
+from imagegen import outbound
 from imagegen.generation import source_image
 from imagegen.config import load_settings
 from PIL import Image
@@ -30,6 +35,11 @@ class _Handler(QuietHandler):
     routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+        if self.path.startswith("/slow-hop/"):  # /slow-hop/<n>: 0.4 s, then a redirect to n-1
+            time.sleep(0.4)
+            left = int(self.path.rsplit("/", 1)[1])
+            self.reply(302, headers={"Location": f"/slow-hop/{left - 1}" if left else "/photo.jpg"})
+            return
         status, headers, body = self.routes.get(self.path, (404, {}, b""))
         self.reply(status, body, headers)
 
@@ -49,32 +59,6 @@ def server() -> Iterator[str]:
     loopback.close()
 
 
-@pytest.mark.parametrize(
-    "address",
-    ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
-     "100.64.0.1", "224.0.0.1", "240.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1",
-     "::ffff:169.254.169.254", "2002:7f00:0001::1", "ff02::1", "::"],
-)
-def test_non_public_addresses_refused(address: str) -> None:
-    assert not source_image.is_public_address(address)
-
-
-@pytest.mark.parametrize("address", ["8.8.8.8", "93.184.216.34", "2606:4700:4700::1111"])
-def test_public_addresses_allowed(address: str) -> None:
-    assert source_image.is_public_address(address)
-
-
-@pytest.mark.parametrize(
-    "url",
-    ["http://127.0.0.1/x.png", "http://localhost/x.png", "http://[::1]/x.png",
-     "http://169.254.169.254/latest", "http://2130706433/x.png", "http://0x7f.1/x.png"],
-)
-def test_private_targets_refused_by_default(settings_env: pytest.MonkeyPatch, url: str) -> None:
-    settings_env.delenv("ALLOW_PRIVATE_IMAGE_URLS", raising=False)
-    with pytest.raises(source_image.SourceImageError, match="réseau privé ou local"):
-        source_image.check_url_target(url)
-
-
 def test_loopback_server_refused_by_default(settings_env: pytest.MonkeyPatch, server: str) -> None:
     settings_env.delenv("ALLOW_PRIVATE_IMAGE_URLS", raising=False)
     with pytest.raises(source_image.SourceImageError, match="réseau privé ou local"):
@@ -86,10 +70,8 @@ def test_redirect_to_metadata_refused_even_when_first_hop_allowed(
 ) -> None:
     # Allow only the loopback test server: the redirect target is checked on its own.
     settings_env.delenv("ALLOW_PRIVATE_IMAGE_URLS", raising=False)
-    real_check = source_image.is_public_address
-    monkeypatch.setattr(
-        source_image, "is_public_address", lambda a: a == "127.0.0.1" or real_check(a)
-    )
+    real_check = outbound.is_public_address
+    monkeypatch.setattr(outbound, "is_public_address", lambda a: str(a) == "127.0.0.1" or real_check(a))
     with pytest.raises(source_image.SourceImageError, match="réseau privé ou local"):
         source_image.fetch(f"{server}/to-metadata")
 
@@ -110,3 +92,29 @@ def test_fetch_refusals(settings_env: pytest.MonkeyPatch, server: str, path: str
     settings_env.setenv("INPUT_IMAGE_MAX_BYTES", "2048")
     with pytest.raises(source_image.SourceImageError, match=message):
         source_image.fetch(f"{server}{path}")
+
+
+def test_time_cap_covers_all_redirect_hops_together(settings_env: pytest.MonkeyPatch, server: str) -> None:
+    """Three hops of 0.4 s each fit no 1 s budget, though every hop alone does."""
+    settings_env.setenv("ALLOW_PRIVATE_IMAGE_URLS", "true")
+    assert source_image.fetch(f"{server}/slow-hop/0", total_seconds=1.0).mime_type == "image/jpeg"
+    started = time.monotonic()
+    with pytest.raises(source_image.SourceImageError, match="délai"):
+        source_image.fetch(f"{server}/slow-hop/2", total_seconds=1.0)
+    assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [("http://127.0.0.1:99999/x.png", "URL invalide"), ("ftp://example.com/x.png", "http"),
+     ("http://metadata.google.internal./computeMetadata/v1/", "réseau privé ou local")],
+)
+def test_bad_redirect_targets_fail_the_fetch_cleanly(
+    settings_env: pytest.MonkeyPatch, server: str, monkeypatch: pytest.MonkeyPatch, location: str, message: str
+) -> None:
+    settings_env.delenv("ALLOW_PRIVATE_IMAGE_URLS", raising=False)
+    real_check = outbound.is_public_address
+    monkeypatch.setattr(outbound, "is_public_address", lambda a: str(a) == "127.0.0.1" or real_check(a))
+    _Handler.routes["/bad-hop"] = (302, {"Location": location}, b"")
+    with pytest.raises(source_image.SourceImageError, match=message):
+        source_image.fetch(f"{server}/bad-hop")

@@ -306,7 +306,7 @@ def test_outcome_state(status: int | None, state: str) -> None:
 
 
 def test_send_times_out_and_refused_connections_are_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    configure(monkeypatch, WEBHOOK_TIMEOUT_SECONDS="1")
+    configure(monkeypatch, WEBHOOK_TIMEOUT_SECONDS="1", ALLOW_PRIVATE_IMAGE_URLS="true")
     record = {"event_id": "msg_0123456789abcdef01234567", "payload": "{}"}
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts (backlog), never answers
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
@@ -315,6 +315,20 @@ def test_send_times_out_and_refused_connections_are_retried(monkeypatch: pytest.
     assert "Timeout" in attempt.error
     attempt = delivery.send(record | {"url": url}, load_settings())  # now closed
     assert attempt.state == "retrying" and "Connect" in attempt.error
+
+
+@pytest.mark.parametrize(
+    ("url", "state", "error"),
+    [("http://127.0.0.1:9/hook", "abandoned", "réseau privé ou local"),
+     ("http://2852039166/latest", "abandoned", "réseau privé ou local"),
+     ("http://metadata.google.internal./", "abandoned", "réseau privé ou local"),
+     ("http://example.com:99999/hook", "abandoned", "URL invalide"),
+     ("http://no-such-host.invalid/hook", "retrying", "hôte inconnu")],
+)  # fmt: skip
+def test_send_errors_are_recorded_never_raised(url: str, state: str, error: str) -> None:
+    attempt = delivery.send({"event_id": "msg_0123456789abcdef01234567", "payload": "{}", "url": url}, load_settings())
+    assert (attempt.state, attempt.status_code) == (state, None)
+    assert error in attempt.error
 
 
 def test_delivery_target_refuses_unknown_callers() -> None:

@@ -15,14 +15,13 @@ import logging
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import flask
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 
-from imagegen import job_store, storage, task_queue
+from imagegen import job_store, outbound, storage, task_queue
 from imagegen.api import auth, rate_limit
 from imagegen.config import GeminiBackend, load_settings
 from imagegen.generation.gemini import NOT_CONFIGURED
@@ -38,7 +37,6 @@ from imagegen.models import (
 )
 from imagegen.api.openapi import openapi_document
 from imagegen.results import result_body, status_body
-from imagegen.generation.source_image import is_public_address
 
 logger = logging.getLogger(__name__)
 
@@ -323,23 +321,18 @@ def _json_body(request: flask.Request, limit: int) -> tuple[Any, flask.Response 
 
 
 def _refused_url_field(params: GenerateRequest, allow_private: bool) -> str:
-    """Name of a URL field whose host is a literal private/local address, else ''.
+    """Name of a URL field whose host can only be local (a name or a literal), else ''.
 
-    Host names are resolved later, by the worker, at fetch time; this only
-    rejects the obvious cases without a DNS lookup in the request path.
+    Host names are resolved later, when the worker or the webhook sender
+    connects (``outbound``); this refuses, without a DNS lookup in the request
+    path, what no resolver could make public.
     """
     if allow_private:
         return ""
     for name in ("input_image_url", "webhook_url"):
         url = getattr(params, name)
-        host = (urlsplit(url).hostname or "") if url else ""
-        if host == "localhost" or host.endswith(".localhost") or host == "metadata.google.internal":
+        if url and outbound.refused_literal(url):
             return name
-        try:
-            if host and not is_public_address(host):
-                return name
-        except ValueError:
-            continue
     return ""
 
 

@@ -5,9 +5,9 @@ on its own with the queue's exponential backoff (10 s doubling to 1 h, 25
 attempts, 24 h) and a receiver that is down never delays other jobs.
 
 Answers (Cloud Tasks retries anything but 2xx): receiver 2xx -> 200
-(delivered); network error, timeout, 408, 429 or 5xx -> 503, retried; any
-other status (3xx are not followed, 4xx) -> 200 and the record is
-``abandoned``. A record already ``delivered``/``abandoned`` is a 200 no-op,
+(delivered); network error, timeout, 408, 429, 5xx or any other error while
+sending -> 503, retried; any other status (3xx are not followed, 4xx) or an
+address ``outbound`` refuses -> 200 and the record is ``abandoned``. A record already ``delivered``/``abandoned`` is a 200 no-op,
 so a duplicated task sends nothing; so is a malformed task body (logged).
 
 Before sending, the attempt takes a lease on the record in a transaction
@@ -27,9 +27,9 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import flask
-import httpx
+import httpx2
 
-from imagegen import task_auth
+from imagegen import outbound, task_auth
 from imagegen.webhooks import messages
 from imagegen.config import Settings, load_settings
 from imagegen.http import error_response, json_response, request_context
@@ -107,12 +107,13 @@ def delivery_headers(record: dict[str, Any], settings: Settings, at: datetime) -
 
 
 def send(record: dict[str, Any], settings: Settings) -> Attempt:
-    """POST the stored payload once; redirects are not followed, the body not read."""
+    """POST the stored payload once through ``outbound`` (public addresses only, pinned);
+    redirects are not followed, the body not read. Every error ends up in the Attempt."""
     at = utcnow()
     started = time.monotonic()
-    status_code, error = None, None
+    status_code, error, final = None, None, False
     try:
-        with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
+        with outbound.client(settings.webhook_timeout_seconds) as client:
             with client.stream(
                 "POST",
                 record["url"],
@@ -120,12 +121,18 @@ def send(record: dict[str, Any], settings: Settings) -> Attempt:
                 headers=delivery_headers(record, settings, at),
             ) as response:
                 status_code = response.status_code
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+    except outbound.OutboundError as exc:
+        error, final = f"OutboundError: {exc}", not exc.retryable
+    except httpx2.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 (a bad URL or key, a bug: recorded, then retried)
+        logger.exception("webhook send failed")
+        error = f"{type(exc).__name__}: {exc}"
     if status_code is not None and not 200 <= status_code < 300:
         error = f"HTTP {status_code}"
     duration_ms = int((time.monotonic() - started) * 1000)
-    return Attempt(at, status_code, error, outcome_state(status_code), duration_ms)
+    state = "abandoned" if final else outcome_state(status_code)
+    return Attempt(at, status_code, error and error[:500], state, duration_ms)
 
 
 def record_attempt(ref: Any, token: str, attempt: Attempt, retry_count: str) -> None:
