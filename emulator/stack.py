@@ -444,7 +444,10 @@ class Stack:
                 ready = self._api_ready
             else:
                 ready = (lambda p: lambda: tcp_answers(p))(port)
-            table[name] = _Service(name, argv, port, ready, env)
+            # gunicorn (functions-framework's server) gives each open event
+            # stream a thread: the api gets more than its default 4 per core.
+            svc_env = {"THREADS": "32", **env} if name == "api" else env
+            table[name] = _Service(name, argv, port, ready, svc_env)
 
         table[BRIDGE] = _Service(
             BRIDGE,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,22 @@ def api(stack: Stack) -> Iterator[ApiClient]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture
+def make_key(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], dict[str, str]]]:
+    """Create a real API key in the stack's Firestore; returns the header to send it."""
+    from imagegen.api import keys
+    from imagegen.clients import firestore_client
+    from imagegen.config import load_settings
+
+    for name in ("FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"):
+        monkeypatch.setenv(name, stack.env[name])
+    load_settings.cache_clear()
+    firestore_client.cache_clear()
+    yield lambda owner: {"Authorization": f"Bearer {keys.create_key(owner, 'tests')}"}
+    load_settings.cache_clear()
+    firestore_client.cache_clear()
 
 
 # --------------------------------------------------------------------------- Gemini stand-in

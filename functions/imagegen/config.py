@@ -145,6 +145,10 @@ class Settings:
     """``API_KEY_HASHES``: comma-separated ``owner:sha256hex`` keys, checked before Firestore."""
     rate_limit_per_minute: int
     """``RATE_LIMIT_PER_MINUTE`` of API requests (default 60; 0 disables)."""
+    sse_max_seconds: int
+    """``SSE_MAX_SECONDS``: an event stream is closed after this long (default 300)."""
+    sse_heartbeat_seconds: int
+    """``SSE_HEARTBEAT_SECONDS`` of silence before a ``: keepalive`` comment (default 15)."""
 
     @property
     def gemini_backend(self) -> GeminiBackend:
@@ -215,4 +219,6 @@ def load_settings() -> Settings:
         api_keys_collection=_env("API_KEYS_COLLECTION", "api_keys"),
         api_key_hashes=_env("API_KEY_HASHES"),
         rate_limit_per_minute=_env_int("RATE_LIMIT_PER_MINUTE", 60),
+        sse_max_seconds=_env_int("SSE_MAX_SECONDS", 300),
+        sse_heartbeat_seconds=_env_int("SSE_HEARTBEAT_SECONDS", 15),
     )

@@ -374,3 +374,17 @@ def count_created_since(owner: str, since: datetime) -> int:
 def oldest_created_since(owner: str, since: datetime) -> datetime | None:
     query = _created_since(owner, since).order_by("created_at").limit(1)
     return next((snapshot.get("created_at") for snapshot in query.stream()), None)
+
+
+def watch_job(job_id: str, on_change: Callable[[Any], None]) -> Any:
+    """Listen to one job document (a Firestore ``on_snapshot`` on it, not a loop of reads).
+
+    ``on_change`` gets the document's snapshot (``exists`` False once it is
+    gone) each time it changes, the first time with its current state, on the
+    listener's thread. Returns the ``Watch``: ``unsubscribe()`` ends it.
+    """
+
+    def deliver(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
+        on_change(snapshots[0] if snapshots else None)
+
+    return _collection().document(job_id).on_snapshot(deliver)

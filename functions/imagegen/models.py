@@ -250,6 +250,13 @@ class ResultResponse(BaseModel):
     errors: list[str] | None = None
 
 
+class JobEvent(StatusResponse):
+    """``data`` of one ``status`` event of /api/images/events: the status body, and the result at the end."""
+
+    images: list[ImageInfo] | None = Field(default=None, description="Présent si COMPLETED")
+    metadata: ResultMetadata | None = Field(default=None, description="Présent si COMPLETED")
+
+
 class HealthResponse(BaseModel):
     status: Literal["healthy"]
     features: dict[str, bool]

@@ -34,8 +34,10 @@ def stored_objects(job_id: str) -> list[str]:
     return sorted(item["name"] for item in response.json().get("items", []))
 
 
-def create_job(api: Any, **fields: Any) -> str:
-    response = api.post("/api/images/generate", json={"prompt": "Un phare sous la pluie"} | fields)
+def create_job(api: Any, headers: dict[str, str] | None = None, **fields: Any) -> str:
+    response = api.post(
+        "/api/images/generate", json={"prompt": "Un phare sous la pluie"} | fields, headers=headers
+    )
     assert response.status_code == 202, response.text
     return response.json()["job_id"]
 

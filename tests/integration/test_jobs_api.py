@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
-from imagegen.api import keys
 from imagegen.clients import firestore_client
-from imagegen.config import load_settings
 
 from tests.integration.helpers import create_job, side_api, stored_objects
-
-
-@pytest.fixture
-def make_key(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], dict[str, str]]]:
-    """Create a real API key in the stack's Firestore; returns the header to send it."""
-    for name in ("FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"):
-        monkeypatch.setenv(name, stack.env[name])
-    load_settings.cache_clear()
-    firestore_client.cache_clear()
-    yield lambda owner: {"Authorization": f"Bearer {keys.create_key(owner, 'tests')}"}
-    load_settings.cache_clear()
-    firestore_client.cache_clear()
 
 
 def test_another_owners_job_is_not_found(api: Any, make_key: Callable[[str], dict[str, str]]) -> None:

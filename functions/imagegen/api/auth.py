@@ -70,15 +70,21 @@ class AuthError(Exception):
         return {"WWW-Authenticate": 'Bearer realm="imagegen"'} if self.status == 401 else {}
 
 
-def authenticate(headers: Any) -> Principal:
+def authenticate(headers: Any, query_key: str | None = None) -> Principal:
     """The caller of a request whose case-insensitive ``headers`` (e.g. Flask's) are given.
 
-    Raises ``AuthError``: 400 when both credential headers are sent, 401 for
+    ``query_key`` is an API key from the URL (``?api_key=``, accepted where a
+    browser cannot send headers); it counts as an ``X-API-Key`` header.
+    Raises ``AuthError``: 400 when two credentials are sent, 401 for
     missing (when required), malformed, unknown or disabled credentials.
     """
     settings = load_settings()
     authorization = headers.get("Authorization")
     api_key = headers.get(API_KEY_HEADER)
+    if query_key is not None:
+        if api_key is not None:
+            raise AuthError(400, AMBIGUOUS)
+        api_key = query_key
     if authorization is not None and api_key is not None:
         raise AuthError(400, AMBIGUOUS)
     if authorization is not None:

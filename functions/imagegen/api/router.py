@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 
 from imagegen import job_store, outbound, storage, task_queue
-from imagegen.api import auth, rate_limit
+from imagegen.api import auth, events as job_events, long_poll, rate_limit
 from imagegen.config import GeminiBackend, load_settings
 from imagegen.generation.gemini import NOT_CONFIGURED
 from imagegen.http import error_response, is_infrastructure_error, json_response, request_context
@@ -59,6 +59,7 @@ _ROUTES = Map(
         Rule("/api/images/result/<job_id>", endpoint="result", methods=["GET"]),
         Rule("/api/images/cancel/<job_id>", endpoint="cancel", methods=["POST"]),
         Rule("/api/images/jobs", endpoint="jobs", methods=["GET"]),
+        Rule("/api/images/events/<job_id>", endpoint="events", methods=["GET"]),
         Rule(f"/{storage.IMAGES_PREFIX}/<job_id>/<filename>", endpoint="image", methods=["GET"]),
     ],
     strict_slashes=False,
@@ -92,7 +93,7 @@ def _dispatch(request: flask.Request) -> flask.Response:
         if endpoint in _PUBLIC:
             return handler(request, **args)
         try:
-            principal = auth.authenticate(request.headers)
+            principal = auth.authenticate(request.headers, _query_key(request, endpoint))
         except auth.AuthError as exc:
             return error_response(exc.status, exc.message, headers=exc.headers)
         return handler(request, principal, **args)
@@ -102,6 +103,11 @@ def _dispatch(request: flask.Request) -> flask.Response:
             return error_response(503, UNAVAILABLE, headers=_RETRY_LATER)
         logger.exception("request failed: internal error", **fields(endpoint=endpoint))
         return error_response(500, INTERNAL_ERROR)
+
+
+def _query_key(request: flask.Request, endpoint: str) -> str | None:
+    """``?api_key=`` on the event stream only: browsers' EventSource cannot send headers."""
+    return request.args.get("api_key") if endpoint == "events" else None
 
 
 def health(request: flask.Request) -> flask.Response:
@@ -220,10 +226,22 @@ def _owned_job(job_id: str, principal: auth.Principal) -> dict[str, Any] | None:
 
 
 def status(request: flask.Request, principal: auth.Principal, job_id: str) -> flask.Response:
+    """The job's status with an ``ETag``; with ``?wait=N``, a long-poll (see ``long_poll``)."""
+    wait = long_poll.wait_seconds(request)
+    if isinstance(wait, flask.Response):
+        return wait
     job = _owned_job(job_id, principal)
     if job is None:
         return error_response(404, NOT_FOUND)
-    return json_response(status_body(job))
+    if wait:
+        job = long_poll.wait_for_change(request, job, wait)
+    return long_poll.status_response(job)
+
+
+def events(request: flask.Request, principal: auth.Principal, job_id: str) -> flask.Response:
+    """Server-Sent Events of the job's status until it ends (see ``events``)."""
+    response = job_events.response(request, job_id, principal.owner)
+    return response if response is not None else error_response(404, NOT_FOUND)
 
 
 def result(request: flask.Request, principal: auth.Principal, job_id: str) -> flask.Response:
@@ -294,6 +312,7 @@ _HANDLERS: dict[str, Callable[..., flask.Response]] = {
     "result": result,
     "cancel": cancel,
     "jobs": jobs,
+    "events": events,
     "image": image,
 }
 
@@ -346,8 +365,8 @@ def _with_cors(request: flask.Request, response: flask.Response) -> flask.Respon
         response.headers["Vary"] = "Origin"
     response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
     response.headers["Access-Control-Allow-Headers"] = (
-        "Content-Type, Authorization, X-API-Key, Idempotency-Key"
+        "Content-Type, Authorization, X-API-Key, Idempotency-Key, If-None-Match, Last-Event-ID"
     )
-    response.headers["Access-Control-Expose-Headers"] = "Location, Retry-After"
+    response.headers["Access-Control-Expose-Headers"] = "Location, Retry-After, ETag"
     response.headers["Access-Control-Max-Age"] = "3600"
     return response
