@@ -13,7 +13,9 @@ data "google_project" "this" {
 }
 
 locals {
-  runtime = "python312"
+  # The Python minor version the tests run on (tests/infra checks it against
+  # the interpreter running them) and the lock is resolved for.
+  runtime = "python311"
 
   # Firestore collections.
   jobs_collection        = "image_jobs"
@@ -88,25 +90,31 @@ locals {
 }
 
 # ---------------------------------------------------------------------------
-# Function source: the whole functions/ directory, uploaded under its MD5 so
-# that any code change creates a new object and redeploys the functions, and a
-# previous revision can be redeployed from git (content addressed).
+# Function source: the files of functions/ listed in source_files.tf, with
+# requirements.txt replaced by the hashed lock (functions/requirements.lock):
+# the Python buildpack runs `pip install -r requirements.txt`, and a file with
+# --hash lines makes pip verify every package (hash-checking mode). The zip is
+# uploaded under its MD5, so any code or lock change creates a new object and
+# redeploys the functions, and a previous revision can be redeployed from git.
 # ---------------------------------------------------------------------------
 
 data "archive_file" "functions_source" {
   type             = "zip"
-  source_dir       = "${path.module}/../functions"
   output_path      = "${path.module}/.build/functions-source.zip"
   output_file_mode = "0644"
-  excludes = [
-    "**/__pycache__/**",
-    "**/*.pyc",
-    "**/.pytest_cache/**",
-    "**/.mypy_cache/**",
-    "**/.ruff_cache/**",
-    "**/.venv/**",
-    "**/.env",
-  ]
+
+  dynamic "source" {
+    for_each = local.functions_source_files
+    content {
+      filename = source.value
+      content  = file("${local.functions_source_dir}/${source.value}")
+    }
+  }
+
+  source {
+    filename = "requirements.txt"
+    content  = file("${local.functions_source_dir}/${local.functions_lock_file}")
+  }
 }
 
 resource "google_storage_bucket_object" "functions_source" {

@@ -94,18 +94,19 @@ def tf() -> dict[str, Any]:
     files = sorted(INFRA.glob("*.tf"))
     assert files, "no .tf files in infra/"
     resources: dict[str, dict[str, dict]] = {}
+    data: dict[str, dict[str, dict]] = {}
     locals_: dict[str, Any] = {}
     variables: dict[str, dict] = {}
     outputs: dict[str, dict] = {}
     for path in files:
         with path.open(encoding="utf-8") as fh:
             doc = hcl2.load(fh)
-        for item in doc.get("resource", []):
-            for rtype, named in item.items():
-                for rname, body in named.items():
-                    if str(rname).startswith("__"):
-                        continue
-                    resources.setdefault(unquote(rtype), {})[unquote(rname)] = body
+        for kind, into in (("resource", resources), ("data", data)):
+            for item in doc.get(kind, []):
+                for rtype, named in item.items():
+                    for rname, body in named.items():
+                        if not str(rname).startswith("__"):
+                            into.setdefault(unquote(rtype), {})[unquote(rname)] = body
         for block in doc.get("locals", []):
             for key, value in block.items():
                 if not str(key).startswith("__"):
@@ -114,6 +115,7 @@ def tf() -> dict[str, Any]:
         outputs.update(labeled(doc.get("output", [])))
     return {
         "resource": resources,
+        "data": data,
         "locals": locals_,
         "variable": variables,
         "output": outputs,

@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,9 @@ LIBRARY_ENV = {
     "GOOGLE_GENAI_USE_VERTEXAI",
     "GOOGLE_CLOUD_LOCATION",
 }
+
+# The deployed runtime is the Python the tests run on.
+TESTED_RUNTIME = f"python{sys.version_info.major}{sys.version_info.minor}"
 
 FUNCTIONS = {
     # terraform resource name: (entry point, memory, timeout seconds)
@@ -373,7 +377,7 @@ def test_function_settings() -> None:
         body = hcl.functions()[name]
         build = hcl.blocks(body, "build_config")[0]
         service = hcl.blocks(body, "service_config")[0]
-        assert hcl.resolve(hcl.attr(build, "runtime")) == "python312", name
+        assert hcl.resolve(hcl.attr(build, "runtime")) == TESTED_RUNTIME, name
         assert hcl.attr(build, "entry_point") == entry
         storage = hcl.blocks(hcl.blocks(build, "source")[0], "storage_source")[0]
         assert "functions_source" in hcl.attr(storage, "object"), name
@@ -532,3 +536,64 @@ def test_firestore_indexes_json_matches_terraform() -> None:
         if o.get("ttl")
     )
     assert json_ttl == tf_ttl
+
+
+# ---------------------------------------------------------------------------
+# The source zip: every file of functions/ the code needs, and the hashed lock
+# as requirements.txt (what the Cloud Functions buildpack installs).
+# ---------------------------------------------------------------------------
+
+
+def _console(expressions: dict[str, str]) -> dict[str, object]:
+    """Evaluate expressions of infra/source_files.tf with `terraform console`
+    on the real functions/ tree (that file needs no provider, so no init)."""
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        pytest.skip("terraform CLI is not installed")
+    # Piped input prints only the last result: one object holds them all.
+    expression = "jsonencode({" + ", ".join(f"{k} = {v}" for k, v in expressions.items()) + "})"
+    with tempfile.TemporaryDirectory() as tmp:
+        module = Path(tmp) / "infra"
+        module.mkdir()
+        shutil.copy(INFRA / "source_files.tf", module)
+        (Path(tmp) / "functions").symlink_to(REPO / "functions")
+        proc = subprocess.run(
+            [terraform, "console"],
+            input=expression + "\n",
+            cwd=module,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(json.loads(proc.stdout))
+
+
+def test_source_zip_ships_the_code_and_the_lock_as_requirements_txt() -> None:
+    found = _console({"files": "local.functions_source_files", "lock": "local.functions_lock_file"})
+    files, lock_name = found["files"], found["lock"]
+    functions_dir = REPO / "functions"
+    expected = {
+        str(p.relative_to(functions_dir))
+        for p in functions_dir.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    } - {"requirements.txt", lock_name}
+    assert set(files) == expected
+    assert "main.py" in files and "imagegen/api/router.py" in files
+    for name in files:  # archive_file `source` blocks carry text (file() reads UTF-8)
+        (functions_dir / name).read_text(encoding="utf-8")
+    archive = hcl.tf()["data"]["archive_file"]["functions_source"]
+    extra = {hcl.attr(b, "filename"): hcl.attr(b, "content") for b in hcl.blocks(archive, "source")}
+    assert list(extra) == ["requirements.txt"]
+    assert "local.functions_lock_file" in extra["requirements.txt"]
+    # The lock pins every requirement with hashes, so pip installs in
+    # hash-checking mode and nothing unpinned can slip in.
+    lock = (functions_dir / lock_name).read_text(encoding="utf-8")
+    pinned = re.findall(r"^([A-Za-z0-9_.-]+)==\S+ \\$", lock, flags=re.M)
+    assert pinned and lock.count("--hash=sha256:") >= len(pinned)
+    blocks = re.split(r"^(?=[A-Za-z0-9_.-]+==)", lock, flags=re.M)[1:]
+    assert all("--hash=sha256:" in b for b in blocks)
+    direct = re.findall(r"^([A-Za-z0-9_.-]+)==", (functions_dir / "requirements.txt").read_text(), flags=re.M)
+    normal = {n.lower().replace("_", "-") for n in pinned}
+    assert {n.lower().replace("_", "-") for n in direct} <= normal
