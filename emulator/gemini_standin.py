@@ -23,8 +23,13 @@ Control endpoints, never under the Gemini paths:
 Fault kinds: "429", "500", "503", "invalid_key", "not_found" (Google error JSON),
 "safety", "image_safety", "no_image" (HTTP 200 without an image). A fault hits
 prompts containing ``match`` (all if null), ``times`` more times (null: forever);
-the first live match in list order wins. ``latency_ms`` is slept before every
-generateContent answer, faults included.
+the first live match in list order wins. ``latency_ms`` is how long every
+generateContent call takes, faults included: the stand-in's own work (parsing,
+drawing, encoding) counts inside it, and only the rest is slept, so the drawing
+never adds to the model time a client measures (unless it alone takes longer).
+Each call's drawing time is in the ``X-Standin-Render-Ms`` header and, with the
+time slept, in ``/_standin/calls`` (``render_ms``, ``slept_ms``). Pictures are
+cached by prompt, size and input images, and fonts by size.
 
 Run: ``python -m emulator.gemini_standin --port 9010 [--latency-ms 0]``.
 """
@@ -35,6 +40,7 @@ import argparse
 import base64
 import binascii
 import colorsys
+import functools
 import hashlib
 import io
 import json
@@ -55,6 +61,7 @@ from urllib.parse import parse_qs, urlsplit
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 COMPONENT = "gemini-standin"
+RENDER_HEADER = "X-Standin-Render-Ms"
 MODEL_VERSION_SUFFIX = " (local stand-in)"
 
 # Gemini 3 image models' output sizes at 1K; 2K doubles each side, 4K quadruples.
@@ -478,11 +485,16 @@ def _wrap(
     return lines
 
 
+@functools.lru_cache(maxsize=32)
+def _font(size: int) -> _Font:
+    return ImageFont.load_default(size=size)
+
+
 def _draw_prompt(img: Image.Image, prompt: str) -> None:
     """The prompt text on a translucent panel in the lower part of the image."""
     width, height = img.size
     draw = ImageDraw.Draw(img, "RGBA")
-    font = ImageFont.load_default(size=max(12, min(width, height) // 18))
+    font = _font(max(12, min(width, height) // 18))
     lines = _wrap(draw, prompt or "(no text prompt)", font, width * 0.84, max_lines=6)
     _, ascent_top, _, descent_bottom = font.getbbox("Ag")
     line_height = int((descent_bottom - ascent_top) * 1.4)
@@ -499,7 +511,7 @@ def _draw_prompt(img: Image.Image, prompt: str) -> None:
 def _draw_label(img: Image.Image) -> None:
     draw = ImageDraw.Draw(img, "RGBA")
     width, height = img.size
-    font = ImageFont.load_default(size=max(10, min(width, height) // 40))
+    font = _font(max(10, min(width, height) // 40))
     margin = min(width, height) // 50
     text = f"GEMINI STAND-IN · {width}x{height}"
     left, top, right, bottom = draw.textbbox((margin * 2, margin * 2), text, font=font)
@@ -509,8 +521,9 @@ def _draw_label(img: Image.Image) -> None:
     draw.text((margin * 2, margin * 2), text, font=font, fill=(255, 210, 0))
 
 
+@functools.lru_cache(maxsize=64)
 def render_png(prompt: str, size: tuple[int, int], inputs: tuple[bytes, ...] = ()) -> bytes:
-    """A deterministic picture of ``prompt``: same arguments, same PNG bytes."""
+    """A deterministic picture of ``prompt``: same arguments, same PNG bytes (so cached)."""
     rng = random.Random(hashlib.sha256(prompt.encode("utf-8")).digest())
     colours = _palette(rng, 4)
     if inputs:
@@ -584,17 +597,23 @@ def success_response(model: str, req: ImageRequest) -> dict[str, Any]:
         parts.append({"text": text})
         output["TEXT"] = _text_tokens(text)
     if req.modalities is None or "IMAGE" in req.modalities:
-        data = render_png(req.prompt, (width, height), req.images)
+        data = _encoded_png(req.prompt, (width, height), req.images)
         parts.append(
             {
                 "inlineData": {
                     "mimeType": "image/png",
-                    "data": base64.b64encode(data).decode("ascii"),
+                    "data": data,
                 }
             }
         )
         output["IMAGE"] = OUTPUT_IMAGE_TOKENS[req.image_size]
     return _envelope(model, req, output, candidates=[_candidate(parts, "STOP")])
+
+
+@functools.lru_cache(maxsize=64)
+def _encoded_png(prompt: str, size: tuple[int, int], inputs: tuple[bytes, ...]) -> str:
+    """``render_png`` as the base64 text of ``inlineData``."""
+    return base64.b64encode(render_png(prompt, size, inputs)).decode("ascii")
 
 
 def fault_response(kind: str, model: str, api_version: str, req: ImageRequest) -> dict[str, Any]:
@@ -613,8 +632,12 @@ def fault_response(kind: str, model: str, api_version: str, req: ImageRequest) -
 def generate_content(
     state: StandinState, api_version: str, model: str, api_key: str, raw_body: bytes
 ) -> tuple[int, dict[str, Any], dict[str, Any]]:
-    """Handles one generateContent call; returns (status, body, call-log entry)."""
-    time.sleep(state.latency_seconds())
+    """Handles one generateContent call; returns (status, body, call-log entry).
+
+    The call lasts ``latency_ms`` in all: the time spent here producing the
+    answer is timed (``render_ms``) and only the remainder slept (``slept_ms``).
+    """
+    started = time.monotonic()
     call: dict[str, Any] = {
         "model": model,
         "prompt": None,
@@ -628,7 +651,10 @@ def generate_content(
         status = 200
     except ApiError as err:
         status, body = err.code, err.body()
-    call["status"] = status
+    rendered = time.monotonic() - started
+    pause = max(0.0, state.latency_seconds() - rendered)
+    time.sleep(pause)
+    call |= {"status": status, "render_ms": round(rendered * 1000, 1), "slept_ms": round(pause * 1000, 1)}
     state.record_call(call)
     return status, body, call
 
@@ -711,8 +737,9 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         fields: dict[str, Any] = {}
+        headers: dict[str, str] = {}
         try:
-            status, body = self._route(split.path, split.query, raw, fields)
+            status, body = self._route(split.path, split.query, raw, fields, headers)
         except ApiError as err:
             status, body = err.code, err.body()
         except Exception as err:  # noqa: BLE001 - a stand-in bug still answers, as Google's 500
@@ -729,17 +756,23 @@ class _Handler(BaseHTTPRequestHandler):
             duration_ms=round((time.monotonic() - started) * 1000, 1),
             **fields,
         )
-        self._send_json(status, body)  # after the log, so a caller never outruns its log line
+        self._send_json(status, body, headers)  # after the log, so a caller never outruns its log line
 
-    def _route(self, path: str, query: str, raw: bytes, fields: dict[str, Any]) -> tuple[int, Any]:
+    def _route(
+        self, path: str, query: str, raw: bytes, fields: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, Any]:
         state = self.server.state
         match = _GENERATE_PATH.match(path)
         if match and self.command == "POST":
             api_key = self.headers.get("x-goog-api-key") or parse_qs(query).get("key", [""])[0]
             status, body, call = generate_content(state, match[1], match[2], api_key, raw)
             fields.update(
-                model=call["model"], fault=call["fault"], prompt_chars=len(call["prompt"] or "")
+                model=call["model"],
+                fault=call["fault"],
+                prompt_chars=len(call["prompt"] or ""),
+                render_ms=call["render_ms"],
             )
+            headers[RENDER_HEADER] = str(call["render_ms"])
             return status, body
         route = (self.command, path)
         if route == ("GET", "/_standin/health"):
@@ -759,11 +792,13 @@ class _Handler(BaseHTTPRequestHandler):
             404, "NOT_FOUND", f"{self.command} {path} is not served by the local stand-in."
         )
 
-    def _send_json(self, status: int, body: Any) -> None:
+    def _send_json(self, status: int, body: Any, headers: dict[str, str]) -> None:
         data = json.dumps(body).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 

@@ -231,6 +231,17 @@ class ImageInfo(BaseModel):
     dimensions: str = Field(examples=["1024x1024"])
 
 
+class JobTimingsInfo(BaseModel):
+    """Where the job's time went, in seconds; the phases add up to ``total``."""
+
+    queued: float = Field(description="De la création au début de la livraison qui a terminé la tâche")
+    input_fetch: float = Field(description="Téléchargement et préparation de input_image_url")
+    model: float = Field(description="Appels au modèle (chemin critique des images parallèles)")
+    post_processing: float = Field(description="Redimensionnement et encodage (Pillow)")
+    storage: float = Field(description="Écritures Firestore et envois vers Cloud Storage")
+    total: float = Field(description="De la création à la fin, somme des phases")
+
+
 class ResultMetadata(BaseModel):
     model_name: str
     version: str
@@ -238,6 +249,9 @@ class ResultMetadata(BaseModel):
     input_tokens: int
     output_size_bytes: int
     timestamp: str
+    timings: JobTimingsInfo | None = Field(
+        default=None, description="Répartition du temps de la tâche (absent sur les tâches antérieures)"
+    )
 
 
 class ResultResponse(BaseModel):

@@ -117,6 +117,33 @@ def test_metadata_records_tokens_sizes_and_model(api: Any) -> None:
         assert content_type == "image/png"
 
 
+def test_timings_say_where_the_time_went_and_add_up(api: Any, standin: Any) -> None:
+    standin.configure(latency_ms=800)
+    created = time.monotonic()
+    job_id = create_job(api, num_images=2, format="JPEG")
+    assert api.wait_for_job(job_id)["status"] == "COMPLETED"
+    seen_after = time.monotonic() - created
+    timings = api.get(f"/api/images/result/{job_id}").json()["metadata"]["timings"]
+    phases = ("queued", "input_fetch", "model", "post_processing", "storage")
+    assert set(timings) == {*phases, "total"}
+    assert all(timings[phase] >= 0 for phase in phases)
+    assert sum(timings[phase] for phase in phases) == pytest.approx(timings["total"], abs=0.005)
+    # Each call lasts the stand-in's latency, its drawing inside it; two calls ran in parallel.
+    assert 0.8 <= timings["model"] < 1.6
+    assert timings["input_fetch"] == 0 and timings["post_processing"] > 0 and timings["storage"] > 0
+    assert timings["total"] < seen_after + 0.5  # (clocks of the test and the worker may differ slightly)
+    assert [call["slept_ms"] + call["render_ms"] for call in standin.calls()] == [
+        pytest.approx(800, abs=0.2)
+    ] * 2
+
+
+def test_timings_count_the_input_download(api: Any, image_server: Any) -> None:
+    job_id = create_job(api, input_image_url=image_server.photo_url)
+    assert api.wait_for_job(job_id)["status"] == "COMPLETED"
+    timings = api.get(f"/api/images/result/{job_id}").json()["metadata"]["timings"]
+    assert timings["input_fetch"] > 0
+
+
 @pytest.mark.parametrize("job_id", ["img_doesnotexist00", "nope", "img_../../etc", "IMG_ABCDEFGH1", "img_" + "a" * 40])
 def test_unknown_or_malformed_ids_are_404(api: Any, job_id: str) -> None:
     for route in ("status", "result"):

@@ -299,7 +299,9 @@ def test_calls_log_counts_model_calls(server: StandinServer, client: genai.Clien
         generate(client, "second", aspect_ratio="7:3")
 
     log = control(server, "GET", "/_standin/calls")[1]
+    timings = [(call.pop("render_ms"), call.pop("slept_ms")) for call in log["calls"]]
 
+    assert all(render >= 0 and slept == 0 for render, slept in timings)
     assert log["count"] == 2
     assert log["calls"][0] == {
         "model": MODEL,
@@ -324,6 +326,29 @@ def test_latency_applies_to_successes_and_faults(
         started = time.monotonic()
         generate(client, prompt)
         assert time.monotonic() - started >= 0.15
+
+
+def test_drawing_counts_inside_the_latency_not_on_top(
+    server: StandinServer, client: genai.Client
+) -> None:
+    """The call lasts latency_ms: the stand-in sleeps what its own drawing left of it."""
+    set_faults(server, latency_ms=400)
+
+    started = time.monotonic()
+    response = generate(client, "a drawing worth timing", image_size="2K")
+    elapsed = time.monotonic() - started
+
+    call = control(server, "GET", "/_standin/calls")[1]["calls"][0]
+    headers = response.sdk_http_response.headers if response.sdk_http_response else {}
+    assert float(headers["x-standin-render-ms"]) == call["render_ms"] > 0
+    assert call["slept_ms"] == pytest.approx(max(0.0, 400 - call["render_ms"]), abs=0.2)
+    assert elapsed >= 0.4
+
+
+def test_pictures_are_cached_by_prompt_size_and_inputs() -> None:
+    first = render_png("cached picture", (256, 256))
+    assert render_png("cached picture", (256, 256)) is first
+    assert render_png("cached picture", (256, 128)) is not first
 
 
 def test_bad_config_is_rejected(server: StandinServer) -> None:

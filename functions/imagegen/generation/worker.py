@@ -28,6 +28,7 @@ import flask
 
 from imagegen import job_store, storage, task_auth
 from imagegen.generation import gemini, imaging, source_image
+from imagegen.generation.timings import JobTimings
 from imagegen.config import load_settings
 from imagegen.http import error_response, json_response, request_context
 from imagegen.job_store import LeaseLost
@@ -68,6 +69,7 @@ def handle(request: flask.Request) -> flask.Response:
 def run(job_id: str, worker_id: str, attempt: int) -> tuple[str, int]:
     """Claim and run one job; returns (outcome, HTTP status for Cloud Tasks)."""
     settings = load_settings()
+    timings = JobTimings()
     try:
         claim = job_store.claim_job(job_id, worker_id, settings.job_lease_seconds)
     except Exception:
@@ -81,7 +83,7 @@ def run(job_id: str, worker_id: str, attempt: int) -> tuple[str, int]:
         return claim.outcome, 409 if claim.outcome == "busy" else 200
     logger.info("job claimed", **fields(attempt=attempt, worker_id=worker_id))
     try:
-        _process(claim.job, worker_id)
+        _process(claim.job, worker_id, timings)
     except LeaseLost:
         logger.info("job cancelled or taken over; stopping")
         return "stopped", 200
@@ -113,7 +115,9 @@ def _finish_failed(job_id: str, worker_id: str, message: str) -> None:
         logger.info("job already ended elsewhere")
 
 
-def _process(job: dict[str, Any], worker_id: str) -> None:
+def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
+    timings.queued_since(job["created_at"])
+    timings.lap("storage")  # the claim
     job_id = job["job_id"]
     request = job["request"]
     target = imaging.plan(request["size"], request["quality"])
@@ -123,17 +127,22 @@ def _process(job: dict[str, Any], worker_id: str) -> None:
         source = source_image.fetch(request["input_image_url"]) if request["input_image_url"] else None
     except source_image.SourceImageError as exc:
         raise _JobFailed(str(exc)) from exc
+    timings.lap("input_fetch")
 
     total = request["num_images"]
     images: dict[str, Any] = dict(job.get("images") or {})
     job_store.set_status(
         job_id, worker_id, JobStatus.GENERATING, progress=_progress(len(images), total)
     )
+    timings.lap("storage")
     lock = threading.Lock()
 
     def make(index: int) -> None:
-        generated = gemini.generate_image(prompt, target.aspect_ratio, target.image_size, source)
-        encoded = imaging.render(generated.data, target, request["format"], request["quality"])
+        timer = timings.image()
+        with timer.phase("model"):
+            generated = gemini.generate_image(prompt, target.aspect_ratio, target.image_size, source)
+        with timer.phase("post_processing"):
+            encoded = imaging.render(generated.data, target, request["format"], request["quality"])
         name = storage.object_name(job_id, index, encoded.extension)
         storage.upload(name, encoded.data, encoded.content_type)
         record = {
@@ -163,6 +172,7 @@ def _process(job: dict[str, Any], worker_id: str) -> None:
                 storage.delete(name)  # cancelled meanwhile: leave no image behind
                 raise
             images[str(index)] = record
+        timer.done()
         logger.info("image %d/%d generated", index, total, **fields(dimensions=encoded.dimensions))
 
     missing = [i for i in range(1, total + 1) if str(i) not in images]
@@ -172,8 +182,10 @@ def _process(job: dict[str, Any], worker_id: str) -> None:
         raise _JobFailed(exc.message) from exc
     except imaging.ImageError as exc:
         raise _JobFailed(f"Image renvoyée par Gemini inutilisable : {exc}") from exc
+    timings.end_parallel()
 
     job_store.set_status(job_id, worker_id, JobStatus.SAVING, progress=95)
+    timings.lap("storage")
     ordered = [images[str(i)] for i in range(1, total + 1)]
     metadata = {
         "model_name": load_settings().gemini_model,
@@ -182,6 +194,7 @@ def _process(job: dict[str, Any], worker_id: str) -> None:
         "input_tokens": sum(image["input_tokens"] for image in ordered),
         "output_size_bytes": sum(image["size_bytes"] for image in ordered),
         "timestamp": iso(job_store.utcnow()),
+        "timings": timings.as_metadata(),
     }
     job_store.set_status(
         job_id,
