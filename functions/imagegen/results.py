@@ -50,7 +50,7 @@ def result_images(job: dict[str, Any]) -> list[dict[str, Any]]:
 
 def result_metadata(job: dict[str, Any]) -> dict[str, Any]:
     """The seed's ``metadata`` object, recorded by the worker at completion."""
-    return ResultMetadata(**job["metadata"]).model_dump()
+    return ResultMetadata(**job["metadata"]).model_dump(exclude_none=True)
 
 
 def result_body(job: dict[str, Any]) -> ResultResponse:
