@@ -71,7 +71,7 @@ def setup_logging(project: str, level: str = "INFO") -> None:
     handler.setFormatter(JsonFormatter(project))
     root.handlers = [handler]
     root.setLevel(level.upper())
-    for noisy in ("urllib3", "httpx", "httpcore", "google_genai", "grpc"):
+    for noisy in ("urllib3", "httpx2", "httpcore2", "google_genai", "grpc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -105,7 +105,6 @@ def generate_image(
     prompt: str, aspect_ratio: str, image_size: str, source: SourceImage | None = None
 ) -> GeneratedImage:
     """One image from the configured model, or ``GeminiError``."""
-    import httpx
     import httpx2
     from google.genai import errors, types
 
@@ -123,7 +122,7 @@ def generate_image(
         )
     except errors.APIError as exc:
         raise _api_error(exc) from exc
-    except (httpx.TransportError, httpx2.TransportError) as exc:  # after the SDK's retries
+    except httpx2.TransportError as exc:  # after the SDK's retries
         raise GeminiError("Service Gemini injoignable, réessayez plus tard", "transport") from exc
     return _image_from(response)
 
