@@ -3,12 +3,14 @@
 One ``Stack`` starts, in this order (each phase waits until it is ready):
 
 1. the emulators: Firestore (the emulator jar gcloud ships), Cloud Storage (gcp-storage-emulator),
-   Cloud Tasks (gcloud-tasks-emulator, in its own ``.venv-tasks``) and the
-   Gemini stand-in (``emulator.gemini_standin``);
+   Cloud Tasks (gcloud-tasks-emulator, in its own ``.venv-tasks``), the
+   Gemini stand-in (``emulator.gemini_standin``) and the Eventarc relay
+   (``emulator.eventarc_relay``). Firestore is ready once it answers and holds
+   the ``document.written`` trigger on the jobs collection, which it delivers to
+   the relay; the relay forwards each event to ``webhook_trigger`` as Eventarc
+   does in production;
 2. the four functions under functions-framework: ``api`` (9006, the contract's
-   port), ``worker``, ``webhook_trigger`` (CloudEvent) and ``webhook_delivery``;
-3. the Firestore -> CloudEvent bridge (``emulator.firestore_bridge``) that plays
-   Eventarc for ``webhook_trigger``, when that module exists.
+   port), ``worker``, ``webhook_trigger`` (CloudEvent) and ``webhook_delivery``.
 
 Every process runs in its own process group (``start_new_session``), so that
 stopping one also stops what it spawned (gcloud's Java child, gunicorn's
@@ -45,6 +47,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from emulator.eventarc_relay import register_trigger, trigger_id
+
 log = logging.getLogger("emulator.stack")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,16 +64,15 @@ _BASE_PORTS: dict[str, int] = {
     "firestore": 9011,
     "storage": 9012,
     "tasks": 9013,
+    "relay": 9015,
 }
 # STACK_PORT_OFFSET moves the whole stack (API 9006 + offset, ...) so that two
 # stacks can run side by side on one machine (parallel development checkouts);
 # the default, 0, is the contract's port 9006.
 PORT_OFFSET = int(os.environ.get("STACK_PORT_OFFSET", "0") or 0)
 PORTS: dict[str, int] = {name: port + PORT_OFFSET for name, port in _BASE_PORTS.items()}
-EMULATORS = ("firestore", "storage", "tasks", "gemini_standin")
+EMULATORS = ("firestore", "storage", "tasks", "gemini_standin", "relay")
 FUNCTIONS = ("api", "worker", "webhook_trigger", "webhook_delivery")
-BRIDGE = "firestore_bridge"
-ALL_NAMES = (*EMULATORS, *FUNCTIONS, BRIDGE)
 
 DEFAULT_PROJECT = "imagegen-local"
 DEFAULT_LOCATION = "us-central1"
@@ -230,7 +233,6 @@ class Stack:
         self._started = False
         self._atexit_registered = False
         self.timings: dict[str, float] = {}
-        self.skipped: dict[str, str] = {}
         self._shared_secret = ""
         self._env: dict[str, str] = {}
         self.real_gemini_reason = ""
@@ -279,7 +281,7 @@ class Stack:
 
     @property
     def env(self) -> dict[str, str]:
-        """The environment of every function process (and the bridge)."""
+        """The environment of every function process (and the relay)."""
         return dict(self._env)
 
     @property
@@ -304,6 +306,10 @@ class Stack:
         """Full names of the queues created in the Tasks emulator."""
         names = dict.fromkeys((self._env["TASKS_QUEUE"], self._env["WEBHOOK_TASKS_QUEUE"]))
         return [f"projects/{self.project}/locations/{self.location}/queues/{q}" for q in names]
+
+    @property
+    def jobs_collection(self) -> str:
+        return self._env.get("JOBS_COLLECTION") or "image_jobs"
 
     @property
     def bucket(self) -> str:
@@ -338,7 +344,7 @@ class Stack:
 
     @property
     def names(self) -> list[str]:
-        """The services this stack started (the bridge only once it exists)."""
+        """The services this stack started."""
         return list(self._services)
 
     # ----------------------------------------------------------------- service table
@@ -353,7 +359,6 @@ class Stack:
 
     def _services_table(self) -> dict[str, _Service]:
         env = self._env
-        project = self.project
         ff = self._venv_bin(".venv", "functions-framework")
         gcloud_env = {
             **env,
@@ -378,7 +383,7 @@ class Stack:
                 "firestore",
                 self._firestore_argv(),
                 PORTS["firestore"],
-                lambda: http_get(f"http://{HOST}:{PORTS['firestore']}/")[1].strip() == b"Ok",
+                self._firestore_ready,
                 gcloud_env,
             ),
             "storage": _Service(
@@ -406,6 +411,23 @@ class Stack:
                 tasks_argv,
                 PORTS["tasks"],
                 lambda: tcp_answers(PORTS["tasks"]),
+                env,
+            ),
+            "relay": _Service(
+                "relay",
+                [
+                    self._python(),
+                    "-m",
+                    "emulator.eventarc_relay",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(PORTS["relay"]),
+                    "--route",
+                    f"{trigger_id(self.jobs_collection)}=http://{HOST}:{PORTS['webhook_trigger']}/",
+                ],
+                PORTS["relay"],
+                lambda: http_get(f"http://{HOST}:{PORTS['relay']}/_relay/health")[0] == 200,
                 env,
             ),
             "gemini_standin": _Service(
@@ -448,24 +470,6 @@ class Stack:
             # stream a thread: the api gets more than its default 4 per core.
             svc_env = {"THREADS": "32", **env} if name == "api" else env
             table[name] = _Service(name, argv, port, ready, svc_env)
-
-        table[BRIDGE] = _Service(
-            BRIDGE,
-            [
-                self._python(),
-                "-m",
-                "emulator.firestore_bridge",
-                "--project",
-                project,
-                "--collection",
-                env.get("JOBS_COLLECTION", "image_jobs") or "image_jobs",
-                "--target",
-                f"http://{HOST}:{PORTS['webhook_trigger']}/",
-            ],
-            None,
-            lambda: True,
-            env,
-        )
         return table
 
     def _firestore_argv(self) -> list[str]:
@@ -474,8 +478,10 @@ class Stack:
         ``gcloud emulators firestore start`` runs the emulator's jar as a Java
         grandchild and, on SIGTERM alone (the stack's owner killed), dies
         without it. Java is therefore started directly from the jar in gcloud's
-        SDK when it is there (same emulator, same flags, one process); else
-        through gcloud, whose whole process group ``stop()`` still ends.
+        SDK when it is there (same emulator, same flags, one process), with
+        ``--functions_emulator`` pointing at the relay, which gcloud cannot pass;
+        else through gcloud, whose whole process group ``stop()`` still ends, and
+        then Firestore emits no events.
         """
         host_port = f"{HOST}:{PORTS['firestore']}"
         java = shutil.which(os.environ.get("JAVA", "java"))
@@ -494,8 +500,19 @@ class Stack:
                     f"--host={HOST}",
                     f"--port={PORTS['firestore']}",
                     "--database-mode=firestore-native",
+                    f"--functions_emulator={HOST}:{PORTS['relay']}",
                 ]
         return ["gcloud", "emulators", "firestore", "start", f"--host-port={host_port}", "--quiet"]
+
+    def _firestore_ready(self) -> bool:
+        """The emulator answers and holds the jobs trigger (registered here, again after a restart:
+        the emulator keeps its triggers in memory)."""
+        base = f"http://{HOST}:{PORTS['firestore']}"
+        if http_get(f"{base}/")[1].strip() != b"Ok":
+            return False
+        collection = self.jobs_collection
+        register_trigger(base, self.project, trigger_id(collection), f"{collection}/{{jobId}}")
+        return True
 
     def _api_ready(self) -> bool:
         if not tcp_answers(PORTS["api"]):
@@ -535,15 +552,6 @@ class Stack:
                     " with `make up`; otherwise stop whatever holds the port(s)."
                 )
             table = self._services_table()
-            bridge_module = self.root / "emulator" / "firestore_bridge.py"
-            if not bridge_module.exists():
-                self.skipped[BRIDGE] = f"{bridge_module.relative_to(self.root)} does not exist yet"
-                log.warning(
-                    "skipping %s: %s (webhook_trigger gets no Firestore events)",
-                    BRIDGE,
-                    self.skipped[BRIDGE],
-                )
-                del table[BRIDGE]
             missing = self._missing_binaries(table)
             if missing:
                 raise StackError("cannot start the stack:\n  " + "\n  ".join(missing))
@@ -558,7 +566,7 @@ class Stack:
                     self.real_gemini_reason,
                 )
             try:
-                for phase in (EMULATORS, FUNCTIONS, (BRIDGE,)):
+                for phase in (EMULATORS, FUNCTIONS):
                     names = [n for n in phase if n in table]
                     for name in names:
                         self._services[name] = table[name]
@@ -604,13 +612,10 @@ class Stack:
                         f"{name} exited with code {code} while starting; "
                         f"last lines of {self.log_path(name)}:\n{tail(self.log_path(name))}"
                     )
-                if name == BRIDGE:
-                    ok = time.monotonic() - svc.started_at >= 1.0
-                else:
-                    try:
-                        ok = svc.ready()
-                    except Exception:  # a probe that breaks means "not yet"
-                        ok = False
+                try:
+                    ok = svc.ready()
+                except Exception:  # a probe that breaks means "not yet"
+                    ok = False
                 if ok:
                     svc.ready_after = round(time.monotonic() - svc.started_at, 2)
                     self.timings[name] = svc.ready_after
@@ -678,14 +683,9 @@ class Stack:
     def restart(self, name: str, timeout: float = 60.0) -> None:
         """Stop a service if it runs, start it again with the same env, wait until ready.
 
-        Restarting Firestore also restarts the bridge, whose listener may
-        otherwise stay silently attached to the old emulator's stream.
+        A restarted Firestore is ready once its trigger is registered again
+        (``_firestore_ready``), so events flow to the relay as before.
         """
-        self._restart_one(name, timeout)
-        if name == "firestore" and BRIDGE in self.names:
-            self._restart_one(BRIDGE, timeout)
-
-    def _restart_one(self, name: str, timeout: float) -> None:
         with self._lock:
             svc = self._service(name)
             if svc.proc is not None:
@@ -730,11 +730,10 @@ class Stack:
             f"Storage:          {u['storage']}/{self.bucket}/OBJECT",
             f"Cloud Tasks:      {u['tasks']} (gRPC; queues {', '.join(q.rsplit('/', 1)[1] for q in self.queues)})",
             f"Gemini stand-in:  {u['gemini_standin']}/_standin/health",
+            f"Eventarc relay:   {u['relay']}/_relay/stats (Firestore events -> webhook_trigger)",
             f"Gemini backend:   {backend}",
             f"logs:             {self.log_dir}",
         ]
-        if not (self.root / "emulator" / "firestore_bridge.py").exists():
-            lines.append("Firestore bridge: not started (emulator/firestore_bridge.py does not exist yet)")
         return "\n".join(lines)
 
 

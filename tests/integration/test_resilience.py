@@ -226,7 +226,7 @@ def test_functions_survive_a_firestore_emulator_restart(api: Any, standin: Any, 
         assert api.wait_for_job(before)["status"] == "COMPLETED"
         pids = {name: stack.pid(name) for name in FUNCTIONS}
 
-        stack.restart("firestore")  # in memory: every document is gone; the bridge follows
+        stack.restart("firestore")  # in memory: every document is gone; the trigger is registered again
         restarted = time.monotonic()
         codes: list[int] = []
 
@@ -246,7 +246,7 @@ def test_functions_survive_a_firestore_emulator_restart(api: Any, standin: Any, 
         assert api.get(f"/api/images/status/{before}").status_code == 404  # gone with the old emulator
         assert {name: stack.pid(name) for name in pids} == pids  # no function was restarted (or crashed)
         assert recovered_after < 30
-        # Webhooks flow again: the bridge listens to the new emulator.
+        # Webhooks flow again: the new emulator delivers the trigger's events to the relay.
         (delivered,) = hooks.wait(hook_url, 1, timeout=20)
         assert (delivered.json()["job_id"], delivered.json()["status"]) == (job_id, "completed")
     finally:

@@ -1,4 +1,4 @@
-"""Webhooks end to end on the local stack: API -> worker -> Firestore -> bridge
+"""Webhooks end to end on the local stack: API -> worker -> Firestore -> Eventarc relay
 -> webhook_trigger -> Cloud Tasks -> webhook_delivery -> a loopback receiver.
 
 Jobs name their receiver with a per-job ``webhook_url`` (the stack keeps
@@ -26,8 +26,8 @@ import requests
 import standardwebhooks
 from imagegen.webhooks import messages
 
-from emulator.firestore_bridge import Version, document_event
 from emulator.stack import HOST, Stack, tcp_answers
+from tests.firestore_events import Version, document_event
 from tests.loopback import Received, Receiver
 
 SEED_COMPLETED_KEYS = {"job_id", "status", "timestamp", "environment", "data"}
@@ -142,7 +142,7 @@ def test_cancelled_webhook_by_default(api: Any, standin: Any, receiver: Receiver
 
 
 def test_progress_webhooks_when_subscribed(api: Any, standin: Any, receiver: Receiver, secret: bytes) -> None:
-    standin.configure(latency_ms=1500)  # keeps the writes apart: the listener would coalesce them
+    standin.configure(latency_ms=1500)  # writes seconds apart (each one reaches the trigger anyway)
     url = receiver.url()
     job_id = create_job(api, "Une forêt de bambous", webhook_url=url, webhook_events=["progress", "completed"])
     assert api.wait_for_job(job_id)["status"] == "COMPLETED"

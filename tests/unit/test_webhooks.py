@@ -1,8 +1,8 @@
 """Webhooks without the stack: payloads, signatures, CloudEvent decoding, rules.
 
-The trigger is fed the exact bytes the Firestore bridge (our Eventarc
-stand-in) builds, through the same ``cloudevents`` parsing functions-framework
-does, so the protobuf path is tested end to end in memory.
+The trigger is fed the exact bytes the Eventarc relay makes of the Firestore
+emulator's events (``tests.firestore_events``), through the same ``cloudevents``
+parsing functions-framework does, so the protobuf path is tested end to end in memory.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from google.events.cloud.firestore_v1 import DocumentEventData
 from imagegen.webhooks import delivery, messages, trigger
 from imagegen.config import load_settings
 
-from emulator.firestore_bridge import Version, document_event
+from tests.firestore_events import Version, document_event
 
 JOB_ID = "img_unittest0001"
 T0 = datetime(2025, 10, 21, 16, 44, 45, tzinfo=timezone.utc)

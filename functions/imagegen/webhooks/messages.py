@@ -96,8 +96,8 @@ def implied_events(old: dict[str, Any] | None, new: dict[str, Any] | None) -> li
     """Events implied by one write of a job document (``None`` = absent).
 
     A terminal status is announced when the status changes to it; progress
-    when the job is GENERATING and its progress went up. A listener may see
-    several writes at once, so intermediate progress values can be skipped.
+    when the job is GENERATING and its progress went up (Eventarc delivers
+    every write, so every progress value is announced).
     """
     if not new:
         return []
