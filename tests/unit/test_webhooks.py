@@ -91,7 +91,7 @@ COMPLETED_JOB = job(
 
 
 def cloud_event(old: dict[str, Any] | None, new: dict[str, Any] | None) -> Any:
-    """What functions-framework hands the trigger for this write, built by the bridge."""
+    """What functions-framework hands the trigger for this write, as the relay delivers it."""
     versions = [
         Version(JOB_ID, fields, T0, T0 + timedelta(seconds=i)) if fields is not None else None
         for i, fields in enumerate((old, new))
