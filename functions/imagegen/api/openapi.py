@@ -16,6 +16,7 @@ from imagegen.models import (
     ErrorResponse,
     GenerateRequest,
     HealthResponse,
+    JobEvent,
     JobListResponse,
     ResultResponse,
     StatusResponse,
@@ -41,6 +42,7 @@ def _schemas() -> dict[str, Any]:
         ErrorResponse,
         HealthResponse,
         JobListResponse,
+        JobEvent,
     ]
     for model in models:
         schema = model.model_json_schema(ref_template=_REF)
@@ -77,22 +79,100 @@ _IDEMPOTENCY_KEY = {
 }
 
 
+_ETAG_HEADER = {
+    "ETag": {
+        "description": "Empreinte du corps; à renvoyer en If-None-Match avec ?wait=",
+        "schema": {"type": "string"},
+    }
+}
+_LONG_POLL = [
+    {
+        "name": "wait",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 30},
+        "description": (
+            "Long-poll : répondre dès que le statut diffère de ce que l'appelant a vu "
+            "(If-None-Match ou since), sinon après wait secondes avec le statut inchangé (200)."
+        ),
+    },
+    {
+        "name": "since",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "updated_at du dernier statut vu, tel que renvoyé (avec wait)",
+    },
+    {
+        "name": "If-None-Match",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "ETag du dernier statut vu (avec wait; prioritaire sur since)",
+    },
+]
+_EVENT_PARAMETERS = [
+    {
+        "name": "Last-Event-ID",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[0-9]{1,20}$"},
+        "description": "id du dernier événement reçu : la reprise n'envoie que les états plus récents",
+    },
+    {
+        "name": "last_event_id",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[0-9]{1,20}$"},
+        "description": "Comme l'en-tête Last-Event-ID, pour qui ne peut pas envoyer d'en-têtes",
+    },
+    {
+        "name": "api_key",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": (
+            "Clé API dans l'URL, sur cette route seulement (EventSource ne peut pas envoyer "
+            "d'en-têtes); elle apparaît alors dans les journaux comme toute URL."
+        ),
+    },
+]
+_EVENT_STREAM = {
+    "description": (
+        "Flux Server-Sent Events : d'abord « retry: 2000 », puis un événement « status » par "
+        "changement (id: heure de mise à jour du document en microsecondes, croissante; "
+        "data: JobEvent en JSON), un commentaire « : keepalive » après 15 s de silence; "
+        "le flux se termine après l'état final ou au bout de SSE_MAX_SECONDS."
+    ),
+    "content": {
+        "text/event-stream": {
+            "schema": {"type": "string"},
+            # OpenAPI 3.1 has no schema for an event's fields (3.2's itemSchema):
+            # the extension names the schema of each event's `data`.
+            "x-event-data": {"$ref": _REF.format(model="JobEvent")},
+        }
+    },
+}
+
+
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "API de génération d'images (Gemini)",
+            "title": "Image Generation API (Gemini)",
             "version": "1.0.0",
             "description": (
                 "Crée des tâches de génération d'images asynchrones, suivies par "
-                "sondage (status/result) ou par webhook."
+                "flux d'événements (events), long-poll (status?wait=), sondage "
+                "(status/result) ou webhook. Référence interactive : /docs."
             ),
         },
         "paths": {
             "/api/images/generate": {
                 "post": {
-                    "operationId": "generateImages",
+                    "operationId": "createJob",
+                    "tags": ["jobs"],
                     "summary": "Générer des images",
                     "parameters": [_IDEMPOTENCY_KEY],
                     "requestBody": {
@@ -115,10 +195,12 @@ def openapi_document() -> dict[str, Any]:
             "/api/images/status/{job_id}": {
                 "get": {
                     "operationId": "getJobStatus",
-                    "summary": "Vérifier le statut",
-                    "parameters": [_JOB_ID],
+                    "tags": ["jobs"],
+                    "summary": "Vérifier le statut (long-poll avec wait)",
+                    "parameters": [_JOB_ID, *_LONG_POLL],
                     "responses": {
-                        "200": _json("StatusResponse", "Statut de la tâche"),
+                        "200": _json("StatusResponse", "Statut de la tâche") | {"headers": _ETAG_HEADER},
+                        "400": _error("wait invalide (entier de 1 à 30)"),
                         "404": _error("Tâche introuvable"),
                     }
                     | _AUTH_ERRORS,
@@ -127,6 +209,7 @@ def openapi_document() -> dict[str, Any]:
             "/api/images/result/{job_id}": {
                 "get": {
                     "operationId": "getJobResult",
+                    "tags": ["jobs"],
                     "summary": "Récupérer les résultats",
                     "parameters": [_JOB_ID],
                     "responses": {
@@ -140,6 +223,7 @@ def openapi_document() -> dict[str, Any]:
             "/api/images/cancel/{job_id}": {
                 "post": {
                     "operationId": "cancelJob",
+                    "tags": ["jobs"],
                     "summary": "Annuler une tâche non terminée",
                     "parameters": [_JOB_ID],
                     "responses": {
@@ -153,6 +237,7 @@ def openapi_document() -> dict[str, Any]:
             "/api/images/jobs": {
                 "get": {
                     "operationId": "listJobs",
+                    "tags": ["jobs"],
                     "summary": "Lister ses tâches, les plus récentes d'abord",
                     "parameters": [
                         {
@@ -182,15 +267,86 @@ def openapi_document() -> dict[str, Any]:
                     | _AUTH_ERRORS,
                 }
             },
+            "/api/images/events/{job_id}": {
+                "get": {
+                    "operationId": "streamJobEvents",
+                    "tags": ["jobs"],
+                    "summary": "Suivre la tâche en direct (Server-Sent Events)",
+                    "parameters": [_JOB_ID, *_EVENT_PARAMETERS],
+                    "responses": {
+                        "200": _EVENT_STREAM,
+                        "204": {"description": "L'état final a déjà été reçu (Last-Event-ID) : ne plus se reconnecter"},
+                        "400": _error("Last-Event-ID invalide, ou deux authentifications"),
+                        "404": _error("Tâche introuvable"),
+                    }
+                    | _AUTH_ERRORS,
+                }
+            },
+            "/generated_images/{job_id}/{filename}": {
+                "get": {
+                    "operationId": "getImage",
+                    "tags": ["images"],
+                    "summary": "Télécharger une image générée (IMAGE_URL_MODE=api)",
+                    "security": [],
+                    "parameters": [
+                        _JOB_ID,
+                        {
+                            "name": "filename",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": "^image_[1-4]\\.(png|jpg|webp)$"},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "L'image",
+                            "content": {
+                                media: {"schema": {"type": "string", "contentEncoding": "binary"}}
+                                for media in ("image/png", "image/jpeg", "image/webp")
+                            },
+                        },
+                        "404": _error("Image introuvable"),
+                        "503": _error("Service temporairement indisponible"),
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "getOpenApiDocument",
+                    "tags": ["service"],
+                    "summary": "Ce document OpenAPI",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}
+                    },
+                }
+            },
+            "/docs": {
+                "get": {
+                    "operationId": "getDocsPage",
+                    "tags": ["service"],
+                    "summary": "Référence interactive de l'API (Swagger UI)",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "Page HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
+                    },
+                }
+            },
             "/health": {
                 "get": {
-                    "operationId": "health",
+                    "operationId": "getHealth",
+                    "tags": ["service"],
                     "summary": "État du service",
                     "security": [],
                     "responses": {"200": _json("HealthResponse", "Service en bonne santé")},
                 }
             },
         },
+        "tags": [
+            {"name": "jobs", "description": "Tâches de génération : créer, suivre, récupérer, annuler"},
+            {"name": "images", "description": "Images générées servies par l'API"},
+            {"name": "service", "description": "État du service et documentation"},
+        ],
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {

@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 
 from imagegen import job_store, outbound, storage, task_queue
-from imagegen.api import auth, events as job_events, long_poll, rate_limit
+from imagegen.api import auth, docs, events as job_events, long_poll, rate_limit
 from imagegen.config import GeminiBackend, load_settings
 from imagegen.generation.gemini import NOT_CONFIGURED
 from imagegen.http import error_response, is_infrastructure_error, json_response, request_context
@@ -54,6 +54,8 @@ _ROUTES = Map(
     [
         Rule("/health", endpoint="health", methods=["GET"]),
         Rule("/openapi.json", endpoint="openapi", methods=["GET"]),
+        Rule("/docs", endpoint="docs", methods=["GET"]),
+        Rule("/docs/<name>", endpoint="docs_asset", methods=["GET"]),
         Rule("/api/images/generate", endpoint="generate", methods=["POST"]),
         Rule("/api/images/status/<job_id>", endpoint="status", methods=["GET"]),
         Rule("/api/images/result/<job_id>", endpoint="result", methods=["GET"]),
@@ -66,7 +68,7 @@ _ROUTES = Map(
 )
 # Routes anyone may call; every other route needs a principal (see ``auth``).
 # Image URLs are capabilities: unguessable job ids, like signed URLs.
-_PUBLIC = frozenset({"health", "openapi", "image"})
+_PUBLIC = frozenset({"health", "openapi", "docs", "docs_asset", "image"})
 
 
 def handle(request: flask.Request) -> flask.Response:
@@ -307,6 +309,8 @@ def image(request: flask.Request, job_id: str, filename: str) -> flask.Response:
 _HANDLERS: dict[str, Callable[..., flask.Response]] = {
     "health": health,
     "openapi": openapi,
+    "docs": docs.page,
+    "docs_asset": docs.asset,
     "generate": generate,
     "status": status,
     "result": result,
