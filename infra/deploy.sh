@@ -7,10 +7,19 @@
 #   TF_STATE_BUCKET  existing GCS bucket for the Terraform state (recommended
 #                    for anything shared); without it the state stays local in
 #                    infra/terraform.tfstate.
-#   TF_VAR_FILE      a .tfvars file (see infra/terraform.tfvars.example).
+#   TF_VAR_FILE      a .tfvars file (see infra/terraform.tfvars.example); a
+#                    relative path is relative to the directory you run from.
 #   GEMINI_API_KEY   added as the first version of the "gemini-api-key" secret
 #                    when that secret has no version yet (API-key mode).
 #   AUTO_APPROVE=1   do not ask before applying.
+#   DEPLOY_RETRY_DELAY  seconds before the one retry of a failed apply (90).
+#
+# Logins: `gcloud auth login` (this script's gcloud calls) and
+# `gcloud auth application-default login` (Terraform's google provider).
+#
+# Portable to the bash 3.2 of macOS: no bash-4 features, and every expansion
+# of a possibly empty array is written ${a[@]+"${a[@]}"} (bash < 4.4 treats
+# "${a[@]}" of an empty array as unbound under `set -u`).
 #
 # Order of operations: the secrets must have a version before the functions are
 # created (Cloud Run resolves "latest" when it starts a revision), so the script
@@ -20,13 +29,23 @@
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
-  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '/^set -euo/q;2,$p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 
 PROJECT="$1"
 REGION="$2"
 shift 2
+
+# Relative to the caller's directory, resolved before the cd below.
+VAR_FILE="${TF_VAR_FILE:-}"
+if [[ -n "${VAR_FILE}" && "${VAR_FILE}" != /* ]]; then
+  VAR_FILE="${PWD}/${VAR_FILE}"
+fi
+if [[ -n "${VAR_FILE}" && ! -f "${VAR_FILE}" ]]; then
+  echo "TF_VAR_FILE: no such file: ${VAR_FILE}" >&2
+  exit 2
+fi
 
 cd "$(dirname "$0")"
 
@@ -35,8 +54,19 @@ HAVE_GCLOUD=0
 command -v gcloud >/dev/null && HAVE_GCLOUD=1
 
 VARS=(-var "project_id=${PROJECT}" -var "region=${REGION}")
-if [[ -n "${TF_VAR_FILE:-}" ]]; then
-  VARS+=(-var-file "${TF_VAR_FILE}")
+if [[ -n "${VAR_FILE}" ]]; then
+  VARS+=(-var-file "${VAR_FILE}")
+fi
+# An existing (default) database fixes where the Firestore trigger must be:
+# pass its location so that the plan fails at once (variable validation in
+# variables.tf) if the configuration would put the trigger elsewhere.
+if [[ "${HAVE_GCLOUD}" == "1" ]]; then
+  DB_LOCATION="$(gcloud firestore databases describe --database='(default)' \
+    --project="${PROJECT}" --format='value(locationId)' --quiet 2>/dev/null || true)"
+  if [[ -n "${DB_LOCATION}" ]]; then
+    echo "==> Existing Firestore database (default) in ${DB_LOCATION}"
+    VARS+=(-var "existing_firestore_location=${DB_LOCATION}")
+  fi
 fi
 # Interactive approval unless AUTO_APPROVE=1 (-input=false would make an
 # unapproved apply fail).
@@ -62,7 +92,7 @@ fi
 
 # --- 1. APIs + secret containers -----------------------------------------
 echo "==> Enabling APIs and creating the secret containers"
-terraform apply "${APPLY_FLAGS[@]}" "${VARS[@]}" \
+terraform apply ${APPLY_FLAGS[@]+"${APPLY_FLAGS[@]}"} ${VARS[@]+"${VARS[@]}"} \
   -target=google_project_service.this \
   -target=google_secret_manager_secret.gemini_api_key \
   -target=google_secret_manager_secret.webhook
@@ -111,12 +141,12 @@ fi
 
 # --- 3. everything ---------------------------------------------------------
 echo "==> Applying the full configuration"
-if ! terraform apply "${APPLY_FLAGS[@]}" "${VARS[@]}" "$@"; then
+if ! terraform apply ${APPLY_FLAGS[@]+"${APPLY_FLAGS[@]}"} ${VARS[@]+"${VARS[@]}"} ${1+"$@"}; then
   # Fresh projects: API enablement, service-agent creation and IAM grants take
   # a minute or two to propagate (Eventarc/Cloud Build errors). Retry once.
   echo "==> Apply failed; retrying once in 90s (IAM / API propagation)" >&2
-  sleep 90
-  terraform apply "${APPLY_FLAGS[@]}" "${VARS[@]}" "$@"
+  sleep "${DEPLOY_RETRY_DELAY:-90}"
+  terraform apply ${APPLY_FLAGS[@]+"${APPLY_FLAGS[@]}"} ${VARS[@]+"${VARS[@]}"} ${1+"$@"}
 fi
 
 echo

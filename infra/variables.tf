@@ -116,6 +116,25 @@ variable "firestore_location" {
     condition     = var.firestore_location == null || can(regex("^([a-z]+-[a-z]+[0-9]+|nam5|eur3|nam7)$", var.firestore_location))
     error_message = "firestore_location must be a region or one of the multi-regions nam5, nam7, eur3."
   }
+
+  # The Eventarc trigger of webhook_trigger is created in the database's
+  # location: with a database that exists already, checked at plan time
+  # rather than discovered when the trigger creation fails.
+  validation {
+    condition     = var.create_firestore_database || var.firestore_location != null
+    error_message = "create_firestore_database = false: set firestore_location to the location of the existing database (gcloud firestore databases describe --database='(default)' --format='value(locationId)'); the Firestore trigger is created there."
+  }
+
+  validation {
+    condition     = var.existing_firestore_location == null || coalesce(var.firestore_location, var.region) == var.existing_firestore_location
+    error_message = "The project's (default) Firestore database is in ${coalesce(var.existing_firestore_location, "?")}, but the configuration puts the database and its Eventarc trigger in ${coalesce(var.firestore_location, var.region)}: set firestore_location = \"${coalesce(var.existing_firestore_location, "?")}\"."
+  }
+}
+
+variable "existing_firestore_location" {
+  description = "Location of the project's (default) Firestore database when it already exists; deploy.sh reads it with gcloud. The plan then fails if firestore_location (default: region) differs, instead of the trigger creation failing during apply. null = not checked."
+  type        = string
+  default     = null
 }
 
 variable "firestore_delete_protection" {

@@ -1,6 +1,6 @@
 terraform {
-  # `check` blocks and optional() attributes need >= 1.5; developed against 1.11.
-  required_version = ">= 1.5.0"
+  # Validations that read other variables need >= 1.9; developed against 1.11.
+  required_version = ">= 1.9.0"
 
   required_providers {
     google = {
