@@ -13,10 +13,14 @@ resource "google_cloud_tasks_queue" "jobs" {
     max_concurrent_dispatches = var.jobs_queue_max_concurrent_dispatches
   }
 
-  # 10 attempts, 10s -> 20s -> 40s -> 80s -> 160s, then every 300s (~30 min).
+  # 10 attempts, 60s -> 120s -> 240s, then every 300s (~40 min). min_backoff
+  # is part of the time budget (tests/infra/test_time_budget.py): the worker's
+  # timeout (540s) < JOB_LEASE_SECONDS (570s) < timeout + min_backoff, so the
+  # attempt after a timed-out one finds the lease expired and takes over.
+  # Gemini quota errors (429) come back through this backoff too.
   retry_config {
     max_attempts  = local.jobs_queue_max_attempts
-    min_backoff   = "10s"
+    min_backoff   = "60s"
     max_backoff   = "300s"
     max_doublings = 4
   }

@@ -65,6 +65,20 @@ def stack() -> Iterator[Stack]:
         st.stop()
 
 
+@pytest.fixture(scope="session")
+def jobs(stack: Stack) -> Iterator[Any]:
+    """The jobs collection, through the Firestore emulator (google-cloud-firestore)."""
+    from google.cloud import firestore
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FIRESTORE_EMULATOR_HOST", stack.env["FIRESTORE_EMULATOR_HOST"])
+        client = firestore.Client(project=stack.project)
+    try:
+        yield client.collection(stack.env.get("JOBS_COLLECTION") or "image_jobs")
+    finally:
+        client.close()
+
+
 # --------------------------------------------------------------------------- API client
 
 

@@ -70,7 +70,7 @@ class Settings:
     gemini_standin_url: str
     """``GEMINI_STANDIN_URL``: used only when no key and no Vertex."""
     gemini_timeout_seconds: int
-    """``GEMINI_TIMEOUT_SECONDS`` per model call, retries included in none (default 120)."""
+    """``GEMINI_TIMEOUT_SECONDS`` of one HTTP call to the model, each retry its own (default 90)."""
     gemini_retry_attempts: int
     """``GEMINI_RETRY_ATTEMPTS`` for 408/429/5xx, first call included (default 5)."""
     gemini_retry_initial_delay: float
@@ -79,7 +79,12 @@ class Settings:
     jobs_collection: str
     """``JOBS_COLLECTION`` (default ``image_jobs``)."""
     job_lease_seconds: int
-    """``JOB_LEASE_SECONDS``: a worker owning a job for longer is presumed dead (default 600)."""
+    """``JOB_LEASE_SECONDS``: one attempt's hold on a job, never extended (default 570).
+
+    Longer than the worker's timeout (540 s), shorter than that plus the jobs
+    queue's first backoff (60 s): a timed-out attempt's lease has expired when
+    the queue's next attempt comes (``tests/infra/test_time_budget.py``).
+    """
     worker_max_attempts: int
     """``WORKER_MAX_ATTEMPTS``: the queue's max attempts; the last one fails the job (default 10)."""
     images_bucket: str
@@ -144,7 +149,7 @@ class Settings:
     api_key_hashes: str
     """``API_KEY_HASHES``: comma-separated ``owner:sha256hex`` keys, checked before Firestore."""
     rate_limit_per_minute: int
-    """``RATE_LIMIT_PER_MINUTE`` of API requests (default 60; 0 disables)."""
+    """``RATE_LIMIT_PER_MINUTE``: jobs one owner (all its keys together) may create per minute (default 60; 0 disables)."""
     sse_max_seconds: int
     """``SSE_MAX_SECONDS``: an event stream is closed after this long (default 300)."""
     sse_heartbeat_seconds: int
@@ -186,11 +191,11 @@ def load_settings() -> Settings:
         vertex_location=_env("GOOGLE_CLOUD_LOCATION", "global"),
         gemini_model=_env("GEMINI_MODEL", "gemini-3.1-flash-image"),
         gemini_standin_url=_env("GEMINI_STANDIN_URL"),
-        gemini_timeout_seconds=_env_int("GEMINI_TIMEOUT_SECONDS", 120),
+        gemini_timeout_seconds=_env_int("GEMINI_TIMEOUT_SECONDS", 90),
         gemini_retry_attempts=_env_int("GEMINI_RETRY_ATTEMPTS", 5),
         gemini_retry_initial_delay=_env_int("GEMINI_RETRY_INITIAL_DELAY_MS", 1000) / 1000,
         jobs_collection=_env("JOBS_COLLECTION", "image_jobs"),
-        job_lease_seconds=_env_int("JOB_LEASE_SECONDS", 600),
+        job_lease_seconds=_env_int("JOB_LEASE_SECONDS", 570),
         worker_max_attempts=_env_int("WORKER_MAX_ATTEMPTS", 10),
         images_bucket=_env("IMAGES_BUCKET", "imagegen-local-images"),
         image_url_mode=_env("IMAGE_URL_MODE", "api"),

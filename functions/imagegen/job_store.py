@@ -14,8 +14,11 @@ Document ``{JOBS_COLLECTION}/{job_id}``::
 
 Workers only write under a lease they hold, inside a transaction, so a
 duplicate or late Cloud Tasks delivery can neither run a job twice nor write
-over a finished one. Contended transactions (ABORTED) are retried by the
-client, then in rounds spaced by backoff (``run_transaction``).
+over a finished one. The database runs in optimistic concurrency mode
+(``concurrency_mode = "OPTIMISTIC"`` in infra/firestore.tf): a transaction
+takes no locks, and its commit is ABORTED when a document it read changed
+meanwhile; those are retried by the client, then in rounds spaced by backoff
+(``run_transaction``).
 """
 
 from __future__ import annotations
@@ -53,7 +56,15 @@ STATUS_MESSAGES = {
 
 
 class LeaseLost(Exception):
-    """The job was finished, cancelled or taken over by another delivery."""
+    """The job was finished, cancelled or taken over, or the lease ran out.
+
+    ``cancelled`` says whether the job was cancelled: only then may the worker
+    delete what it wrote (a job taken over may have recorded the same names).
+    """
+
+    def __init__(self, job_id: str, status: str = "") -> None:
+        super().__init__(job_id)
+        self.cancelled = status == JobStatus.CANCELLED.value
 
 
 @dataclass(frozen=True)
@@ -83,10 +94,13 @@ def _collection() -> Any:
 def run_transaction(function: Callable[[Any], T]) -> T:
     """Run a ``@firestore.transactional`` function, backing off between rounds.
 
-    Production Firestore keeps an aborted transaction's place in line, so
-    the client retries at once (``_TX_ATTEMPTS`` per round). Under heavy
-    contention, and always on the emulator, those immediate retries can all
-    abort; rounds are then spaced by exponential backoff with jitter.
+    In optimistic mode (production, ``infra/firestore.tf``) reads take no
+    locks and a commit fails with ABORTED when another write touched what the
+    transaction read; an aborted transaction gets no priority on its retry.
+    The client retries at once (``_TX_ATTEMPTS`` per round), which usually
+    wins for our short transactions on one document; under contention, and
+    often on the emulator, those immediate retries can all abort, so rounds
+    are spaced by exponential backoff with jitter.
     """
     from google.api_core.exceptions import Aborted
 
@@ -189,33 +203,31 @@ def update_owned(
     *,
     release: bool = False,
 ) -> dict[str, Any]:
-    """Apply ``changes`` if ``worker_id`` still holds the lease; extend or release it.
+    """Apply ``changes`` if ``worker_id`` still holds an unexpired lease; keep or release it.
 
-    Raises ``LeaseLost`` when the job was cancelled, finished or taken over,
-    which is how a worker learns to stop between images.
+    The lease is not extended: it covers one attempt, which the worker's
+    timeout ends first (see the README's time budget). Raises ``LeaseLost``
+    when the job was cancelled, finished or taken over, or the lease ran out,
+    which is how a worker learns to stop.
     """
     from google.cloud import firestore
 
     ref = _collection().document(job_id)
-    lease_seconds = load_settings().job_lease_seconds
 
     @firestore.transactional
     def update(transaction: Any) -> dict[str, Any]:
         snapshot = ref.get(transaction=transaction)
         job = snapshot.to_dict() if snapshot.exists else None
+        now = utcnow()
         if (
             job is None
             or JobStatus(job["status"]).is_terminal
             or not job.get("lease")
             or job["lease"]["owner"] != worker_id
+            or job["lease"]["expires_at"] <= now
         ):
-            raise LeaseLost(job_id)
-        now = utcnow()
-        lease = None if release else {
-            "owner": worker_id,
-            "expires_at": now + timedelta(seconds=lease_seconds),
-        }
-        full = {**changes, "lease": lease, "updated_at": now}
+            raise LeaseLost(job_id, job["status"] if job else "")
+        full = {**changes, "updated_at": now} | ({"lease": None} if release else {})
         transaction.update(ref, full)
         return job | full
 
@@ -230,13 +242,29 @@ def set_status(
     return update_owned(job_id, worker_id, changes, release=status.is_terminal)
 
 
-def fail_unowned(job_id: str, errors: list[str]) -> None:
-    """Fail a job no worker has claimed yet (e.g. its task could not be enqueued)."""
-    now = utcnow()
-    _collection().document(job_id).update(
-        _status_fields(JobStatus.FAILED, progress=100)
-        | {"errors": errors, "updated_at": now, "lease": None}
-    )
+def fail_job(job_id: str, message: str) -> bool:
+    """Fail an unfinished job whoever holds it (the queue's last attempt, the sweeper).
+
+    A live holder learns it at its next write (``LeaseLost``). False when the
+    job had already ended.
+    """
+    from google.cloud import firestore
+
+    ref = _collection().document(job_id)
+
+    @firestore.transactional
+    def fail(transaction: Any) -> bool:
+        snapshot = ref.get(transaction=transaction)
+        if not snapshot.exists or JobStatus(snapshot.get("status")).is_terminal:
+            return False
+        transaction.update(
+            ref,
+            _status_fields(JobStatus.FAILED, progress=100)
+            | {"errors": [message], "updated_at": utcnow(), "lease": None},
+        )
+        return True
+
+    return run_transaction(fail)
 
 
 def release_lease(job_id: str, worker_id: str) -> None:

@@ -36,22 +36,27 @@ def _bucket() -> Any:
     return storage_client().bucket(load_settings().images_bucket)
 
 
-def upload(name: str, data: bytes, content_type: str) -> None:
-    """Write one image; safe to repeat since the name is deterministic."""
+def upload(name: str, data: bytes, content_type: str) -> int | None:
+    """Write one image (safe to repeat: the name is deterministic); its generation."""
     from google.cloud.storage.retry import DEFAULT_RETRY
 
     blob = _bucket().blob(name)
     blob.cache_control = _CACHE_CONTROL
     blob.upload_from_string(data, content_type=content_type, retry=DEFAULT_RETRY)
+    return blob.generation
 
 
-def delete(name: str) -> None:
-    """Remove an object if it exists (best effort: a leftover is only wasted bytes)."""
-    from google.api_core.exceptions import NotFound
+def delete(name: str, generation: int | None = None) -> None:
+    """Remove an object if it exists (best effort: a leftover is only wasted bytes).
+
+    With ``generation``, only that version: an object rewritten since (by a
+    newer delivery) is left alone.
+    """
+    from google.api_core.exceptions import NotFound, PreconditionFailed
 
     try:
-        _bucket().blob(name).delete()
-    except NotFound:
+        _bucket().blob(name).delete(if_generation_match=generation)
+    except (NotFound, PreconditionFailed):
         pass
 
 

@@ -444,7 +444,7 @@ def test_queues() -> None:
     queues = hcl.tf()["resource"]["google_cloud_tasks_queue"]
     jobs_retry = hcl.blocks(queues["jobs"], "retry_config")[0]
     assert hcl.attr(jobs_retry, "max_attempts") == "${local.jobs_queue_max_attempts}"
-    assert hcl.attr(jobs_retry, "min_backoff") == "10s"
+    assert hcl.attr(jobs_retry, "min_backoff") == "60s"
     assert hcl.attr(jobs_retry, "max_backoff") == "300s"
     assert hcl.attr(jobs_retry, "max_doublings") == 4
     hooks_retry = hcl.blocks(queues["webhooks"], "retry_config")[0]

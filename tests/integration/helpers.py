@@ -8,7 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,61 @@ def side_api(env: dict[str, str]) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not after {timeout} s: {what}")
+        time.sleep(interval)
+
+
+def object_generations(job_id: str) -> dict[str, str]:
+    """Object name -> storage generation (a new one at every upload) for a job's images."""
+    response = requests.get(
+        f"{STORAGE}/storage/v1/b/{BUCKET}/o", params={"prefix": f"generated_images/{job_id}/"}, timeout=10
+    )
+    response.raise_for_status()
+    return {item["name"]: item["generation"] for item in response.json().get("items", [])}
+
+
+def queued_job(jobs: Any, **request: Any) -> dict[str, Any]:
+    """Write a PENDING job as the API does, without a task: tests deliver it themselves.
+
+    Independent of the Tasks emulator's dispatching (and of the sweeper: the
+    job counts as queued).
+    """
+    from imagegen import job_store
+    from imagegen.models import GenerateRequest
+
+    params = GenerateRequest.model_validate({"prompt": "Un phare sous la pluie"} | request)
+    job = job_store.new_job(params.job_fields(), owner="anonymous", webhook=None, trace="")
+    job["queued_at"] = job["created_at"]
+    jobs.document(job["job_id"]).create(job)
+    return job
+
+
+def abandoned_job(jobs: Any, lease_expires_at: datetime, **request: Any) -> dict[str, Any]:
+    """Write a job as a worker that died while GENERATING leaves it.
+
+    The document is built by ``job_store.new_job`` (what the API writes), then
+    moved to GENERATING under the lease of a delivery that no longer runs.
+    """
+    from imagegen import job_store
+    from imagegen.models import JobStatus
+
+    job = queued_job(jobs, **request)
+    changes = {
+        "status": JobStatus.GENERATING.value,
+        "message": job_store.STATUS_MESSAGES[JobStatus.GENERATING],
+        "progress": 10,
+        "attempts": 1,
+        "lease": {"owner": "dead-worker", "expires_at": lease_expires_at},
+    }
+    jobs.document(job["job_id"]).update(changes)
+    return job | changes

@@ -160,7 +160,7 @@ def test_list_parameter_errors(api: Any, params: dict[str, Any], error: str | No
     assert error is None or response.json()["error"] == error
 
 
-def test_rate_limit_per_key_answers_429_with_retry_after(stack: Any, make_key: Callable[[str], dict[str, str]]) -> None:
+def test_rate_limit_per_owner_answers_429_with_retry_after(stack: Any, make_key: Callable[[str], dict[str, str]]) -> None:
     key = make_key("grace")
     with side_api(stack.env | {"RATE_LIMIT_PER_MINUTE": "3"}) as base:
         statuses = [
@@ -170,6 +170,9 @@ def test_rate_limit_per_key_answers_429_with_retry_after(stack: Any, make_key: C
         assert [s.status_code for s in statuses] == [202, 202, 202, 429]
         assert 1 <= int(statuses[-1].headers["Retry-After"]) <= 60
         assert statuses[-1].json()["error"].startswith("Trop de tâches créées")
+        # The budget is the owner's: another key of the same owner shares it.
+        same_owner = requests.post(f"{base}/api/images/generate", json={"prompt": "x"}, headers=make_key("grace"), timeout=10)
+        assert same_owner.status_code == 429
         # Another key has its own budget.
         other = requests.post(f"{base}/api/images/generate", json={"prompt": "x"}, headers=make_key("heidi"), timeout=10)
         assert other.status_code == 202

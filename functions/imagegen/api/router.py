@@ -196,9 +196,7 @@ def generate(request: flask.Request, principal: auth.Principal) -> flask.Respons
             )
         except task_queue.QueueUnavailable:
             logger.exception("could not queue the job; failing it")
-            job_store.fail_unowned(
-                job["job_id"], ["File d'attente indisponible, la tâche n'a pas pu démarrer"]
-            )
+            job_store.fail_job(job["job_id"], "File d'attente indisponible, la tâche n'a pas pu démarrer")
             if key_id:
                 job_store.forget_idempotency_key(key_id)
             return error_response(503, UNAVAILABLE, headers=_RETRY_LATER)

@@ -24,6 +24,9 @@ INVALID_KEY = "Clé API Google invalide ou expirée"
 MODEL_UNAVAILABLE = "Modèle Gemini non disponible"
 
 _RETRY_STATUS_CODES = [408, 429, 500, 502, 503, 504]
+# Backoff between the SDK's attempts: initial delay doubling up to this, plus up to JITTER s.
+RETRY_MAX_DELAY = 30.0
+RETRY_JITTER = 1.0
 _STYLE_HINTS = {
     "photorealistic": "Render it as a photorealistic photograph: natural lighting, real materials, fine detail.",
     "artistic": "Render it as an expressive artwork with visible brushwork and a bold, painterly palette.",
@@ -72,9 +75,9 @@ def _client() -> Any:
         retry_options=types.HttpRetryOptions(
             attempts=settings.gemini_retry_attempts,
             initial_delay=settings.gemini_retry_initial_delay,
-            max_delay=30.0,
+            max_delay=RETRY_MAX_DELAY,
             exp_base=2.0,
-            jitter=1.0,
+            jitter=RETRY_JITTER,
             http_status_codes=_RETRY_STATUS_CODES,
         ),
     )

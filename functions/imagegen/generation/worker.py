@@ -10,14 +10,18 @@ lease (``job_store.claim_job``):
   deterministic object names, so a job never holds more than N images.
 
 Model and input errors fail the job for good (answer 200: retrying would not
-help). Infrastructure errors answer 500 so Cloud Tasks retries, except on the
-queue's last attempt, where the job is failed rather than left hanging.
+help). A Gemini quota error (429 after the SDK's retries) answers 429 and an
+infrastructure error 500, so Cloud Tasks retries with its backoff. On the
+queue's last attempt (``WORKER_MAX_ATTEMPTS``) the job is failed instead, even
+when that delivery finds the lease busy, so no job is left hanging; a worker
+that dies on its last attempt is caught by the sweeper (``sweeper``).
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import threading
 import time
 import uuid
@@ -45,6 +49,14 @@ class _JobFailed(Exception):
     """A permanent failure: the job ends FAILED with this message."""
 
 
+class _RetryLater(Exception):
+    """A failure the queue's backoff may outlast (Gemini quota): answer 429."""
+
+
+_GAVE_UP = "Échec de la génération après plusieurs tentatives"
+_RETRY_COUNT = re.compile(r"[0-9]{1,4}")
+
+
 def handle(request: flask.Request) -> flask.Response:
     """Authenticate the queue, then run the job named in the task body."""
     with request_context(request):
@@ -60,7 +72,8 @@ def handle(request: flask.Request) -> flask.Response:
             logger.error("malformed worker task body dropped")
             return json_response({"outcome": "dropped"})
         task = request.headers.get("X-CloudTasks-TaskName", "direct")
-        attempt = int(request.headers.get("X-CloudTasks-TaskRetryCount", "0") or 0) + 1
+        retries = request.headers.get("X-CloudTasks-TaskRetryCount", "0")
+        attempt = (int(retries) if _RETRY_COUNT.fullmatch(retries) else 0) + 1
         with log_context(job_id=job_id):
             outcome, status = run(job_id, f"{task}:{uuid.uuid4().hex[:12]}", attempt)
         return json_response({"job_id": job_id, "outcome": outcome}, status)
@@ -78,6 +91,12 @@ def run(job_id: str, worker_id: str, attempt: int) -> tuple[str, int]:
         logger.exception("claim failed", **fields(attempt=attempt))
         _release(job_id, worker_id)
         return "retry", 500
+    last = attempt >= settings.worker_max_attempts
+    if claim.outcome == "busy" and last:
+        # The queue gives up after this answer: nobody would end the job.
+        logger.warning("last attempt found the lease busy; failing the job", **fields(attempt=attempt))
+        job_store.fail_job(job_id, _GAVE_UP)
+        return "failed", 200
     if claim.outcome != "run":
         logger.info("delivery not run: %s", claim.outcome, **fields(attempt=attempt))
         return claim.outcome, 409 if claim.outcome == "busy" else 200
@@ -85,15 +104,22 @@ def run(job_id: str, worker_id: str, attempt: int) -> tuple[str, int]:
     try:
         _process(claim.job, worker_id, timings)
     except LeaseLost:
-        logger.info("job cancelled or taken over; stopping")
+        logger.info("job cancelled, taken over or out of lease; stopping")
         return "stopped", 200
     except _JobFailed as exc:
         _finish_failed(job_id, worker_id, str(exc))
         return "failed", 200
+    except _RetryLater as exc:
+        logger.warning("retrying later: %s", exc, **fields(attempt=attempt))
+        if last:
+            _finish_failed(job_id, worker_id, str(exc))
+            return "failed", 200
+        _release(job_id, worker_id)
+        return "retry", 429
     except Exception:
         logger.exception("job attempt crashed", **fields(attempt=attempt))
-        if attempt >= settings.worker_max_attempts:
-            _finish_failed(job_id, worker_id, "Échec de la génération après plusieurs tentatives")
+        if last:
+            _finish_failed(job_id, worker_id, _GAVE_UP)
             return "failed", 200
         _release(job_id, worker_id)
         return "retry", 500
@@ -144,7 +170,7 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
         with timer.phase("post_processing"):
             encoded = imaging.render(generated.data, target, request["format"], request["quality"])
         name = storage.object_name(job_id, index, encoded.extension)
-        storage.upload(name, encoded.data, encoded.content_type)
+        generation = storage.upload(name, encoded.data, encoded.content_type)
         record = {
             "object_name": name,
             "format": encoded.format,
@@ -168,8 +194,9 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
                         "message": f"Génération en cours... ({done}/{total})",
                     },
                 )
-            except LeaseLost:
-                storage.delete(name)  # cancelled meanwhile: leave no image behind
+            except LeaseLost as lost:
+                if lost.cancelled:  # leave no image behind, but only the one written here
+                    storage.delete(name, generation=generation)
                 raise
             images[str(index)] = record
         timer.done()
@@ -179,6 +206,8 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
     try:
         _run_parallel(make, missing)
     except gemini.GeminiError as exc:
+        if exc.reason == "quota":
+            raise _RetryLater(exc.message) from exc
         raise _JobFailed(exc.message) from exc
     except imaging.ImageError as exc:
         raise _JobFailed(f"Image renvoyée par Gemini inutilisable : {exc}") from exc
