@@ -216,7 +216,9 @@ class Stack:
 
     ``overrides`` win over everything (the user's environment and the stack's
     own values); a value of ``None`` removes the variable from the functions'
-    environment.
+    environment. ``port_offset`` moves this stack's ports (default
+    ``STACK_PORT_OFFSET``), so that a second stack with other settings can run
+    beside the first.
     """
 
     def __init__(
@@ -224,8 +226,11 @@ class Stack:
         root: Path,
         overrides: Mapping[str, str | None] | None = None,
         log_dir: Path | None = None,
+        port_offset: int | None = None,
     ) -> None:
         self.root = Path(root).resolve()
+        offset = PORT_OFFSET if port_offset is None else port_offset
+        self._ports = {name: port + offset for name, port in _BASE_PORTS.items()}
         self.log_dir = Path(log_dir) if log_dir else self.root / ".stack" / "logs"
         self._overrides = dict(overrides or {})
         self._services: dict[str, _Service] = {}
@@ -258,21 +263,21 @@ class Stack:
         )
         stack_env = {
             "GOOGLE_CLOUD_PROJECT": DEFAULT_PROJECT,
-            "FIRESTORE_EMULATOR_HOST": f"{HOST}:{PORTS['firestore']}",
-            "STORAGE_EMULATOR_HOST": f"http://{HOST}:{PORTS['storage']}",
-            "CLOUD_TASKS_EMULATOR_HOST": f"{HOST}:{PORTS['tasks']}",
+            "FIRESTORE_EMULATOR_HOST": f"{HOST}:{self._ports['firestore']}",
+            "STORAGE_EMULATOR_HOST": f"http://{HOST}:{self._ports['storage']}",
+            "CLOUD_TASKS_EMULATOR_HOST": f"{HOST}:{self._ports['tasks']}",
             "TASKS_LOCATION": DEFAULT_LOCATION,
             "TASKS_QUEUE": DEFAULT_JOBS_QUEUE,
             "WEBHOOK_TASKS_QUEUE": DEFAULT_WEBHOOK_QUEUE,
             "IMAGES_BUCKET": DEFAULT_BUCKET,
-            "WORKER_URL": f"http://{HOST}:{PORTS['worker']}/",
-            "WEBHOOK_DELIVERY_URL": f"http://{HOST}:{PORTS['webhook_delivery']}/",
-            "PUBLIC_BASE_URL": f"http://localhost:{PORTS['api']}",
+            "WORKER_URL": f"http://{HOST}:{self._ports['worker']}/",
+            "WEBHOOK_DELIVERY_URL": f"http://{HOST}:{self._ports['webhook_delivery']}/",
+            "PUBLIC_BASE_URL": f"http://localhost:{self._ports['api']}",
             "TASKS_SHARED_SECRET": self._shared_secret,
             "PYTHONUNBUFFERED": "1",
         }
         if not self.real_gemini_reason:
-            stack_env["GEMINI_STANDIN_URL"] = f"http://{HOST}:{PORTS['gemini_standin']}"
+            stack_env["GEMINI_STANDIN_URL"] = f"http://{HOST}:{self._ports['gemini_standin']}"
         else:
             merged.pop("GEMINI_STANDIN_URL", None)
         merged.update(stack_env)
@@ -317,13 +322,13 @@ class Stack:
 
     @property
     def ports(self) -> dict[str, int]:
-        return dict(PORTS)
+        return dict(self._ports)
 
     @property
     def urls(self) -> dict[str, str]:
         """Base URL of every service (the Tasks emulator speaks gRPC: host:port)."""
-        urls = {name: f"http://{HOST}:{port}" for name, port in PORTS.items()}
-        urls["tasks"] = f"{HOST}:{PORTS['tasks']}"
+        urls = {name: f"http://{HOST}:{port}" for name, port in self._ports.items()}
+        urls["tasks"] = f"{HOST}:{self._ports['tasks']}"
         urls["health"] = f"{urls['api']}/health"
         urls["openapi"] = f"{urls['api']}/openapi.json"
         urls["public_api"] = self._env["PUBLIC_BASE_URL"].rstrip("/")
@@ -371,7 +376,7 @@ class Stack:
             self._venv_bin(".venv-tasks", "gcloud-tasks-emulator"),
             "start",
             "-p",
-            str(PORTS["tasks"]),
+            str(self._ports["tasks"]),
             "-r",
             max_retries,
         ]
@@ -382,7 +387,7 @@ class Stack:
             "firestore": _Service(
                 "firestore",
                 self._firestore_argv(),
-                PORTS["firestore"],
+                self._ports["firestore"],
                 self._firestore_ready,
                 gcloud_env,
             ),
@@ -394,14 +399,14 @@ class Stack:
                     "--host",
                     HOST,
                     "--port",
-                    str(PORTS["storage"]),
+                    str(self._ports["storage"]),
                     "--default-bucket",
                     self.bucket,
                     "--in-memory",
                 ],
-                PORTS["storage"],
+                self._ports["storage"],
                 lambda: http_get(
-                    f"http://{HOST}:{PORTS['storage']}/storage/v1/b/{self.bucket}"
+                    f"http://{HOST}:{self._ports['storage']}/storage/v1/b/{self.bucket}"
                 )[0]
                 == 200,
                 env,
@@ -409,8 +414,8 @@ class Stack:
             "tasks": _Service(
                 "tasks",
                 tasks_argv,
-                PORTS["tasks"],
-                lambda: tcp_answers(PORTS["tasks"]),
+                self._ports["tasks"],
+                lambda: tcp_answers(self._ports["tasks"]),
                 env,
             ),
             "relay": _Service(
@@ -422,12 +427,12 @@ class Stack:
                     "--host",
                     HOST,
                     "--port",
-                    str(PORTS["relay"]),
+                    str(self._ports["relay"]),
                     "--route",
-                    f"{trigger_id(self.jobs_collection)}=http://{HOST}:{PORTS['webhook_trigger']}/",
+                    f"{trigger_id(self.jobs_collection)}=http://{HOST}:{self._ports['webhook_trigger']}/",
                 ],
-                PORTS["relay"],
-                lambda: http_get(f"http://{HOST}:{PORTS['relay']}/_relay/health")[0] == 200,
+                self._ports["relay"],
+                lambda: http_get(f"http://{HOST}:{self._ports['relay']}/_relay/health")[0] == 200,
                 env,
             ),
             "gemini_standin": _Service(
@@ -439,16 +444,16 @@ class Stack:
                     "--host",
                     HOST,
                     "--port",
-                    str(PORTS["gemini_standin"]),
+                    str(self._ports["gemini_standin"]),
                 ],
-                PORTS["gemini_standin"],
-                lambda: http_get(f"http://{HOST}:{PORTS['gemini_standin']}/_standin/health")[0]
+                self._ports["gemini_standin"],
+                lambda: http_get(f"http://{HOST}:{self._ports['gemini_standin']}/_standin/health")[0]
                 == 200,
                 env,
             ),
         }
         for name in FUNCTIONS:
-            port = PORTS[name]
+            port = self._ports[name]
             argv = [
                 ff,
                 "--source",
@@ -483,7 +488,7 @@ class Stack:
         else through gcloud, whose whole process group ``stop()`` still ends, and
         then Firestore emits no events.
         """
-        host_port = f"{HOST}:{PORTS['firestore']}"
+        host_port = f"{HOST}:{self._ports['firestore']}"
         java = shutil.which(os.environ.get("JAVA", "java"))
         gcloud = shutil.which("gcloud")
         if java and gcloud:
@@ -498,16 +503,16 @@ class Stack:
                     "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
                     "start",
                     f"--host={HOST}",
-                    f"--port={PORTS['firestore']}",
+                    f"--port={self._ports['firestore']}",
                     "--database-mode=firestore-native",
-                    f"--functions_emulator={HOST}:{PORTS['relay']}",
+                    f"--functions_emulator={HOST}:{self._ports['relay']}",
                 ]
         return ["gcloud", "emulators", "firestore", "start", f"--host-port={host_port}", "--quiet"]
 
     def _firestore_ready(self) -> bool:
         """The emulator answers and holds the jobs trigger (registered here, again after a restart:
         the emulator keeps its triggers in memory)."""
-        base = f"http://{HOST}:{PORTS['firestore']}"
+        base = f"http://{HOST}:{self._ports['firestore']}"
         if http_get(f"{base}/")[1].strip() != b"Ok":
             return False
         collection = self.jobs_collection
@@ -515,9 +520,9 @@ class Stack:
         return True
 
     def _api_ready(self) -> bool:
-        if not tcp_answers(PORTS["api"]):
+        if not tcp_answers(self._ports["api"]):
             return False
-        return http_get(f"http://{HOST}:{PORTS['api']}/health", timeout=5)[0] == 200
+        return http_get(f"http://{HOST}:{self._ports['api']}/health", timeout=5)[0] == 200
 
     def _missing_binaries(self, table: Mapping[str, _Service]) -> list[str]:
         problems = []
@@ -543,7 +548,7 @@ class Stack:
                 return self
             t0 = time.monotonic()
             deadline = t0 + timeout
-            busy = [f"{p} ({n})" for n, p in PORTS.items() if port_in_use(p)]
+            busy = [f"{p} ({n})" for n, p in self._ports.items() if port_in_use(p)]
             if busy:
                 raise StackError(
                     "port(s) already in use on 127.0.0.1: "

@@ -32,7 +32,7 @@ TEST_OVERRIDES: dict[str, str | None] = {
     "GEMINI_RETRY_INITIAL_DELAY_MS": "100",
     "JOB_LEASE_SECONDS": "15",
     "WEBHOOK_ENABLED": "false",
-    # A raw secret (as in the seed): webhook tests verify the signatures with it.
+    # A raw secret (as in the seed): it signs the operator's WEBHOOK_URL only.
     "WEBHOOK_SECRET": "local-test-webhook-secret",
     # Never reach real Google from the tests, whatever the developer's shell holds.
     "GOOGLE_API_KEY": None,

@@ -128,6 +128,8 @@ class Settings:
     """``WEBHOOK_DELIVERY_URL``: target of delivery tasks (default ``http://127.0.0.1:9009/``)."""
     webhook_timeout_seconds: int
     """``WEBHOOK_TIMEOUT_SECONDS`` for one delivery attempt (default 10)."""
+    webhook_secret_grace_seconds: int
+    """``WEBHOOK_SECRET_GRACE_SECONDS``: an owner's rotated-out secret still signs this long (default 24 h)."""
 
     auth_required: bool
     """``AUTH_REQUIRED``: refuse requests that send no credentials (401).
@@ -216,6 +218,7 @@ def load_settings() -> Settings:
         webhook_tasks_queue=_env("WEBHOOK_TASKS_QUEUE", "webhook-deliveries"),
         webhook_delivery_url=_env("WEBHOOK_DELIVERY_URL", "http://127.0.0.1:9009/"),
         webhook_timeout_seconds=_env_int("WEBHOOK_TIMEOUT_SECONDS", 10),
+        webhook_secret_grace_seconds=_env_int("WEBHOOK_SECRET_GRACE_SECONDS", 24 * 3600),
         auth_required=_env_bool("AUTH_REQUIRED", _env("ENVIRONMENT", "development") == "production"),
         firebase_auth_enabled=_env_bool("FIREBASE_AUTH_ENABLED", False),
         firebase_project_id=_env("FIREBASE_PROJECT_ID", _env("GOOGLE_CLOUD_PROJECT", "imagegen-local")),

@@ -271,6 +271,21 @@ class JobEvent(StatusResponse):
     metadata: ResultMetadata | None = Field(default=None, description="Présent si COMPLETED")
 
 
+class WebhookSecretResponse(BaseModel):
+    """The caller's own key for the webhooks sent to its jobs' ``webhook_url``."""
+
+    secret: str = Field(
+        description="Clé Standard Webhooks (whsec_<base64>) qui signe les webhooks de vos tâches",
+        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    )
+    created_at: str = Field(description="ISO 8601, UTC")
+    rotated_at: str | None = Field(default=None, description="Dernière rotation (ISO 8601, UTC)")
+    previous_secret_expires_at: str | None = Field(
+        default=None,
+        description="Jusqu'à cette date, les webhooks portent aussi la signature de l'ancienne clé",
+    )
+
+
 class HealthResponse(BaseModel):
     status: Literal["healthy"]
     features: dict[str, bool]

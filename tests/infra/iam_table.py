@@ -55,7 +55,8 @@ SIGNED = "not public_image_urls"
 CALLS: list[Call] = [
     # --- api ---------------------------------------------------------------
     Call("api", "firestore", READ + WRITE + ("datastore.entities.delete",), "project",
-         "jobs, idempotency keys (deleted when an enqueue fails), API keys; listing and rate-limit queries"),
+         "jobs, idempotency keys (deleted when an enqueue fails), API keys, owners' webhook signing secrets"
+         " (webhook_secrets: created, rotated); listing and rate-limit queries"),
     Call("api", "tasks.create", ("cloudtasks.tasks.create",), "queue:jobs",
          "one named task per job (task_queue.enqueue_json)"),
     Call("api", "tasks.create", ("iam.serviceAccounts.actAs",), "serviceAccount:tasks_invoker",
@@ -101,7 +102,8 @@ CALLS: list[Call] = [
          "Eventarc pushes the Firestore event with the trigger identity's OIDC token"),
     # --- webhook_delivery --------------------------------------------------
     Call("webhook_delivery", "firestore", ("datastore.entities.get", "datastore.entities.update"), "project",
-         "leases the delivery record and records each attempt (transactions)"),
+         "leases the delivery record and records each attempt (transactions); reads the job owner's"
+         " signing secret (webhook_secrets) when it sends"),
     Call("webhook_delivery", "secret.env", ("secretmanager.versions.access",), "secret:webhook",
          "Cloud Run resolves WEBHOOK_SECRET as the runtime SA when an instance starts"),
     # --- platform identities -----------------------------------------------

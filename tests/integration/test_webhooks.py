@@ -4,8 +4,9 @@
 Jobs name their receiver with a per-job ``webhook_url`` (the stack keeps
 ``WEBHOOK_ENABLED=false``); the global ``WEBHOOK_URL`` rules are exercised on
 a second ``webhook_trigger`` process this module starts with its own env.
-Signatures need ``WEBHOOK_SECRET`` in the stack's environment (a raw secret,
-as in the seed).
+Per-job URLs are signed with their owner's secret (``GET /api/webhooks/secret``),
+never the operator's ``WEBHOOK_SECRET``; production's headers are checked in
+``test_production_webhooks``.
 """
 
 from __future__ import annotations
@@ -55,11 +56,11 @@ def firestore_db(stack: Stack) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def secret(stack: Stack) -> bytes:
-    value = stack.env.get("WEBHOOK_SECRET", "")
-    if not value:
-        pytest.fail("the stack needs WEBHOOK_SECRET (tests/conftest.py TEST_OVERRIDES) to sign webhooks")
-    return value.encode()  # a raw secret: the HMAC key is its bytes
+def secret(stack: Stack) -> str:
+    """The signing secret of the jobs' owner (anonymous here): per-job URLs are signed with it."""
+    response = requests.get(f"{stack.urls['api']}/api/webhooks/secret", timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["secret"]
 
 
 def create_job(api: Any, prompt: str, **fields: Any) -> str:
@@ -69,7 +70,7 @@ def create_job(api: Any, prompt: str, **fields: Any) -> str:
     return resp.json()["job_id"]
 
 
-def verified(received: Received, secret: bytes) -> dict[str, Any]:
+def verified(received: Received, secret: str) -> dict[str, Any]:
     assert received.headers["Content-Type"] == "application/json"
     assert received.headers["User-Agent"].startswith("imagegen-webhooks/")
     assert "X-Webhook-Secret" not in received.headers  # development
@@ -90,7 +91,7 @@ def delivery_record(db: Any, job_id: str, event_id: str, timeout: float = 10) ->
 
 
 def test_completed_webhook_has_the_seed_shape_and_a_valid_signature(
-    api: Any, standin: Any, receiver: Receiver, secret: bytes, firestore_db: Any
+    api: Any, standin: Any, receiver: Receiver, secret: str, firestore_db: Any
 ) -> None:
     url = receiver.url()
     job_id = create_job(api, "Un phare sous la pluie", webhook_url=url)
@@ -112,7 +113,7 @@ def test_completed_webhook_has_the_seed_shape_and_a_valid_signature(
     assert len(receiver.received(url)) == 1
 
 
-def test_failed_webhook(api: Any, standin: Any, receiver: Receiver, secret: bytes) -> None:
+def test_failed_webhook(api: Any, standin: Any, receiver: Receiver, secret: str) -> None:
     marker = f"webhook-failed-{uuid.uuid4().hex[:8]}"
     standin.configure(faults=[{"kind": "invalid_key", "match": marker, "times": None}])
     url = receiver.url()
@@ -127,7 +128,7 @@ def test_failed_webhook(api: Any, standin: Any, receiver: Receiver, secret: byte
     assert payload["error_message"] == status["errors"][0]
 
 
-def test_cancelled_webhook_by_default(api: Any, standin: Any, receiver: Receiver, secret: bytes) -> None:
+def test_cancelled_webhook_by_default(api: Any, standin: Any, receiver: Receiver, secret: str) -> None:
     standin.configure(latency_ms=1500)
     url = receiver.url()
     job_id = create_job(api, "Un orage à annuler", webhook_url=url, num_images=2)
@@ -141,7 +142,7 @@ def test_cancelled_webhook_by_default(api: Any, standin: Any, receiver: Receiver
     assert len(receiver.received(url)) == 1
 
 
-def test_progress_webhooks_when_subscribed(api: Any, standin: Any, receiver: Receiver, secret: bytes) -> None:
+def test_progress_webhooks_when_subscribed(api: Any, standin: Any, receiver: Receiver, secret: str) -> None:
     standin.configure(latency_ms=1500)  # writes seconds apart (each one reaches the trigger anyway)
     url = receiver.url()
     job_id = create_job(api, "Une forêt de bambous", webhook_url=url, webhook_events=["progress", "completed"])
@@ -159,7 +160,7 @@ def test_progress_webhooks_when_subscribed(api: Any, standin: Any, receiver: Rec
 
 
 def test_receiver_errors_are_retried_with_the_same_id(
-    api: Any, standin: Any, receiver: Receiver, secret: bytes, firestore_db: Any
+    api: Any, standin: Any, receiver: Receiver, secret: str, firestore_db: Any
 ) -> None:
     url = receiver.url(500, 500, 500)
     job_id = create_job(api, "Un bateau en papier", webhook_url=url)

@@ -17,7 +17,7 @@ import pytest
 import standardwebhooks
 from cloudevents.http import from_http
 from google.events.cloud.firestore_v1 import DocumentEventData
-from imagegen.webhooks import delivery, messages, trigger
+from imagegen.webhooks import delivery, messages, signing_secrets, trigger
 from imagegen.config import load_settings
 
 from tests.firestore_events import Version, document_event
@@ -51,6 +51,7 @@ def configure(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
 def job(status: str, progress: int, **extra: Any) -> dict[str, Any]:
     base = {
         "job_id": JOB_ID,
+        "owner": "key:alice",
         "status": status,
         "message": "",
         "progress": progress,
@@ -173,7 +174,7 @@ def test_event_ids_are_deterministic_and_distinct() -> None:
 )
 def test_signature_verifies_with_standardwebhooks(secret: str, receiver_key: str | bytes) -> None:
     body = messages.payload_text({"job_id": JOB_ID, "message": "Génération en cours..."})
-    headers = messages.signature_headers("msg_0123456789abcdef01234567", body, secret, datetime.now(timezone.utc))
+    headers = messages.signature_headers("msg_0123456789abcdef01234567", body, [secret], datetime.now(timezone.utc))
     assert headers["webhook-signature"].startswith("v1,")
     verified = standardwebhooks.Webhook(receiver_key).verify(body.encode(), headers)
     assert verified["message"] == "Génération en cours..."
@@ -183,7 +184,7 @@ def test_raw_secret_is_not_base64_decoded() -> None:
     """``Webhook("raw string")`` would base64-decode it: raw secrets are bytes keys."""
     secret = "sorami-webhook-secret-key-2025"
     body = "{}"
-    headers = messages.signature_headers("msg_0123456789abcdef01234567", body, secret, datetime.now(timezone.utc))
+    headers = messages.signature_headers("msg_0123456789abcdef01234567", body, [secret], datetime.now(timezone.utc))
     with pytest.raises(standardwebhooks.WebhookVerificationError):
         standardwebhooks.Webhook(secret).verify(body, headers)
 
@@ -194,7 +195,7 @@ def test_invalid_whsec_secret_is_refused() -> None:
 
 
 def test_delivery_headers(monkeypatch: pytest.MonkeyPatch) -> None:
-    record = {"event_id": "msg_0123456789abcdef01234567", "payload": "{}"}
+    record = {"event_id": "msg_0123456789abcdef01234567", "payload": "{}", "receiver": messages.OPERATOR}
     at = datetime.now(timezone.utc)
     headers = delivery.delivery_headers(record, load_settings(), at)
     assert "webhook-signature" not in headers and "X-Webhook-Secret" not in headers
@@ -206,7 +207,31 @@ def test_delivery_headers(monkeypatch: pytest.MonkeyPatch) -> None:
     configure(monkeypatch, ENVIRONMENT="production")
     headers = delivery.delivery_headers(record, load_settings(), at)
     assert headers["X-Webhook-Secret"] == "s3cret"
-    assert headers["webhook-signature"].startswith("v1,")
+    standardwebhooks.Webhook(b"s3cret").verify("{}", headers)
+
+
+def test_a_jobs_own_receiver_never_gets_the_operators_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an owner to sign for (a record written by hand), it goes unsigned, never with
+    the operator's key; with an owner, the key comes from ``signing_secrets`` (integration tests)."""
+    configure(monkeypatch, WEBHOOK_SECRET="s3cret", ENVIRONMENT="production")
+    for receiver in (messages.JOB, None):
+        record = {"event_id": "msg_0123456789abcdef01234567", "payload": "{}", "receiver": receiver}
+        headers = delivery.delivery_headers(record, load_settings(), datetime.now(timezone.utc))
+        assert "X-Webhook-Secret" not in headers and "webhook-signature" not in headers
+
+
+def test_during_the_grace_period_both_keys_sign() -> None:
+    at = datetime.now(timezone.utc)
+    old, new = "whsec_" + "A" * 43 + "=", "whsec_" + "B" * 43 + "="
+    rotated = signing_secrets.OwnerSecret(new, at, at, old, at + timedelta(seconds=60))
+    assert rotated.signing_secrets(at) == [new, old]
+    assert rotated.signing_secrets(at + timedelta(seconds=61)) == [new]
+    headers = messages.signature_headers("msg_0123456789abcdef01234567", "{}", rotated.signing_secrets(at), at)
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    for key in (old, new):
+        standardwebhooks.Webhook(key).verify("{}", headers)
+    with pytest.raises(standardwebhooks.WebhookVerificationError):
+        standardwebhooks.Webhook("whsec_" + "C" * 43 + "=").verify("{}", headers)
 
 
 # --------------------------------------------------------------------------- CloudEvents -> deliveries
@@ -220,6 +245,7 @@ def test_protobuf_cloud_event_round_trip() -> None:
     assert "status" in data.update_mask.field_paths
     [delivery] = trigger.plan(data, load_settings())
     assert (delivery.job_id, delivery.event, delivery.url) == (JOB_ID, "completed", "https://receiver.example/hook")
+    assert (delivery.receiver, delivery.owner) == (messages.JOB, "key:alice")
     assert delivery.event_id == messages.Event("completed").event_id(JOB_ID)
     payload = json.loads(delivery.payload)
     assert payload["data"]["metadata"]["input_tokens"] == 45
@@ -284,9 +310,8 @@ def test_per_job_url_wins_and_ignores_webhook_enabled(monkeypatch: pytest.Monkey
     configure(monkeypatch, WEBHOOK_URL="https://global.example/hook")
     assert planned(job("GENERATING", 50, **global_only), COMPLETED_JOB | global_only) == []
     configure(monkeypatch, WEBHOOK_ENABLED="true")
-    assert planned(job("GENERATING", 50, **global_only), COMPLETED_JOB | global_only)[0].url == (
-        "https://global.example/hook"
-    )
+    [to_operator] = planned(job("GENERATING", 50, **global_only), COMPLETED_JOB | global_only)
+    assert (to_operator.url, to_operator.receiver) == ("https://global.example/hook", messages.OPERATOR)
     assert planned(job("GENERATING", 50), COMPLETED_JOB)[0].url == "https://receiver.example/hook"
     events_only = {"webhook": {"url": None, "events": ["failed"]}}
     assert planned(job("GENERATING", 50, **events_only), COMPLETED_JOB | events_only) == []

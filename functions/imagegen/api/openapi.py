@@ -20,6 +20,7 @@ from imagegen.models import (
     JobListResponse,
     ResultResponse,
     StatusResponse,
+    WebhookSecretResponse,
 )
 
 _REF = "#/components/schemas/{model}"
@@ -43,6 +44,7 @@ def _schemas() -> dict[str, Any]:
         HealthResponse,
         JobListResponse,
         JobEvent,
+        WebhookSecretResponse,
     ]
     for model in models:
         schema = model.model_json_schema(ref_template=_REF)
@@ -332,6 +334,30 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/webhooks/secret": {
+                "get": {
+                    "operationId": "getWebhookSecret",
+                    "tags": ["webhooks"],
+                    "summary": "Votre clé de signature des webhooks (créée au premier appel)",
+                    "description": (
+                        "Les webhooks envoyés au webhook_url de vos tâches sont signés (Standard "
+                        "Webhooks) avec cette clé, propre à l'appelant; jamais avec celle de l'opérateur."
+                    ),
+                    "responses": {"200": _json("WebhookSecretResponse", "La clé courante")} | _AUTH_ERRORS,
+                }
+            },
+            "/api/webhooks/secret/rotate": {
+                "post": {
+                    "operationId": "rotateWebhookSecret",
+                    "tags": ["webhooks"],
+                    "summary": "Remplacer votre clé de signature des webhooks",
+                    "description": (
+                        "L'ancienne clé signe encore (seconde signature v1) jusqu'à "
+                        "previous_secret_expires_at."
+                    ),
+                    "responses": {"200": _json("WebhookSecretResponse", "La nouvelle clé")} | _AUTH_ERRORS,
+                }
+            },
             "/health": {
                 "get": {
                     "operationId": "getHealth",
@@ -345,6 +371,7 @@ def openapi_document() -> dict[str, Any]:
         "tags": [
             {"name": "jobs", "description": "Tâches de génération : créer, suivre, récupérer, annuler"},
             {"name": "images", "description": "Images générées servies par l'API"},
+            {"name": "webhooks", "description": "Votre clé de signature des webhooks de vos tâches"},
             {"name": "service", "description": "État du service et documentation"},
         ],
         "components": {

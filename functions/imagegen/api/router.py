@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 
 from imagegen import job_store, outbound, storage, task_queue
-from imagegen.api import auth, docs, events as job_events, long_poll, rate_limit
+from imagegen.api import auth, docs, events as job_events, long_poll, rate_limit, webhook_secrets
 from imagegen.config import GeminiBackend, load_settings
 from imagegen.generation.gemini import NOT_CONFIGURED
 from imagegen.http import error_response, is_infrastructure_error, json_response, request_context
@@ -37,6 +37,7 @@ from imagegen.models import (
 )
 from imagegen.api.openapi import openapi_document
 from imagegen.results import result_body, status_body
+from imagegen.webhooks import signing_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ _ROUTES = Map(
         Rule("/api/images/cancel/<job_id>", endpoint="cancel", methods=["POST"]),
         Rule("/api/images/jobs", endpoint="jobs", methods=["GET"]),
         Rule("/api/images/events/<job_id>", endpoint="events", methods=["GET"]),
+        Rule("/api/webhooks/secret", endpoint="webhook_secret", methods=["GET"]),
+        Rule("/api/webhooks/secret/rotate", endpoint="rotate_webhook_secret", methods=["POST"]),
         Rule(f"/{storage.IMAGES_PREFIX}/<job_id>/<filename>", endpoint="image", methods=["GET"]),
     ],
     strict_slashes=False,
@@ -169,6 +172,8 @@ def generate(request: flask.Request, principal: auth.Principal) -> flask.Respons
         if params.webhook_url or params.webhook_events
         else None
     )
+    if params.webhook_url:  # its deliveries are signed with the owner's key: make sure it exists
+        signing_secrets.ensure(principal.owner)
     job = job_store.new_job(
         params.job_fields(), owner=principal.owner, webhook=webhook, trace=current_trace()
     )
@@ -316,6 +321,8 @@ _HANDLERS: dict[str, Callable[..., flask.Response]] = {
     "jobs": jobs,
     "events": events,
     "image": image,
+    "webhook_secret": webhook_secrets.get_secret,
+    "rotate_webhook_secret": webhook_secrets.rotate_secret,
 }
 
 

@@ -30,7 +30,7 @@ import flask
 import httpx2
 
 from imagegen import outbound, task_auth
-from imagegen.webhooks import messages
+from imagegen.webhooks import messages, signing_secrets
 from imagegen.config import Settings, load_settings
 from imagegen.http import error_response, json_response, request_context
 from imagegen.job_store import run_transaction, utcnow
@@ -97,12 +97,32 @@ def outcome_state(status_code: int | None) -> State:
     return "delivered" if 200 <= status_code < 300 else "abandoned"
 
 
+class NoSigningSecret(Exception):
+    """A job's own receiver whose owner has no signing secret: never sent unsigned."""
+
+
+def signing_keys(record: dict[str, Any], settings: Settings, at: datetime) -> list[str]:
+    """The operator's secret for ``WEBHOOK_URL``; for a job's own URL, its owner's
+    (read now, so a rotation applies to retries). Records written without an
+    owner (by hand, or before owners were recorded) are sent unsigned."""
+    if record.get("receiver") == messages.OPERATOR:
+        return [settings.webhook_secret] if settings.webhook_secret else []
+    owner = record.get("owner")
+    if not owner:
+        return []
+    found = signing_secrets.read(owner)
+    if found is None:
+        raise NoSigningSecret("aucun secret de signature pour le propriétaire de la tâche")
+    return found.signing_secrets(at)
+
+
 def delivery_headers(record: dict[str, Any], settings: Settings, at: datetime) -> dict[str, str]:
     headers = {"Content-Type": "application/json", "User-Agent": messages.USER_AGENT}
-    if settings.is_production and settings.webhook_secret:
-        headers["X-Webhook-Secret"] = settings.webhook_secret  # the seed's header
+    operator = record.get("receiver") == messages.OPERATOR
+    if operator and settings.is_production and settings.webhook_secret:
+        headers["X-Webhook-Secret"] = settings.webhook_secret  # the seed's header: the operator's URL only
     return headers | messages.signature_headers(
-        record["event_id"], record["payload"], settings.webhook_secret, at
+        record["event_id"], record["payload"], signing_keys(record, settings, at), at
     )
 
 

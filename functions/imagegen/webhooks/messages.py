@@ -6,7 +6,9 @@ send, and the Cloud Tasks target (``webhooks.delivery``), which sends it.
 Receiver: the job's own ``webhook.url`` (from ``webhook_url`` in the create
 request) always wins and is used even when ``WEBHOOK_ENABLED`` is false: the
 client asked for it explicitly. ``WEBHOOK_ENABLED`` only switches the global
-``WEBHOOK_URL`` on. Events: the job's ``webhook.events`` if given, else
+``WEBHOOK_URL`` on. The two are signed apart: the operator's ``WEBHOOK_URL``
+with ``WEBHOOK_SECRET`` (and, in production, the seed's ``X-Webhook-Secret``
+header), a job's own URL with its owner's secret (``signing_secrets``) only. Events: the job's ``webhook.events`` if given, else
 ``completed``, ``failed`` and ``cancelled``; ``progress`` is opt-in.
 
 Every event has a deterministic id (``msg_`` + 24 hex of a SHA-256 over job
@@ -15,7 +17,7 @@ the same id, which names both the delivery record and the Cloud Task, and is
 sent as ``webhook-id`` so receivers can deduplicate too.
 
 Signing follows Standard Webhooks (``webhook-signature: v1,<base64 HMAC>``
-over ``id.timestamp.body``). ``WEBHOOK_SECRET`` of the form ``whsec_<base64>``
+over ``id.timestamp.body``, one ``v1,`` entry per key, space-separated). ``WEBHOOK_SECRET`` of the form ``whsec_<base64>``
 is base64-decoded into the HMAC key, as Standard Webhooks libraries do; any
 other string is the key as its raw UTF-8 bytes (the seed's secrets look like
 ``sorami-webhook-secret-key-2025``: the ``standardwebhooks`` package would
@@ -48,6 +50,9 @@ DEFAULT_EVENTS = (COMPLETED, FAILED, CANCELLED)
 DELIVERIES_COLLECTION = "webhook_deliveries"
 USER_AGENT = "imagegen-webhooks/1.0"
 SECRET_PREFIX = "whsec_"
+OPERATOR = "operator"
+"""``receiver`` of a delivery to the operator's ``WEBHOOK_URL``; a job's own URL is ``JOB``."""
+JOB = "job"
 EVENT_ID_PATTERN = re.compile(r"^msg_[0-9a-f]{24}$")
 
 _TERMINAL_EVENTS = {
@@ -59,10 +64,11 @@ _TERMINAL_EVENTS = {
 
 @dataclass(frozen=True)
 class Target:
-    """Where a job's webhooks go and which events it wants."""
+    """Where a job's webhooks go, which events it wants, and whose key signs them."""
 
     url: str
     events: tuple[str, ...]
+    receiver: str  # OPERATOR or JOB
 
 
 @dataclass(frozen=True)
@@ -82,9 +88,9 @@ def target_for(job: dict[str, Any], settings: Settings) -> Target | None:
     webhook = job.get("webhook") or {}
     events = tuple(webhook.get("events") or DEFAULT_EVENTS)
     if webhook.get("url"):
-        return Target(webhook["url"], events)
+        return Target(webhook["url"], events, JOB)
     if settings.webhook_enabled and settings.webhook_url:
-        return Target(settings.webhook_url, events)
+        return Target(settings.webhook_url, events, OPERATOR)
     return None
 
 
@@ -156,11 +162,13 @@ def signing_key(secret: str) -> bytes:
     return key
 
 
-def signature_headers(event_id: str, body: str, secret: str, at: datetime) -> dict[str, str]:
-    """Standard Webhooks headers; ``webhook-signature`` only when a secret is set."""
+def signature_headers(event_id: str, body: str, keys: list[str], at: datetime) -> dict[str, str]:
+    """Standard Webhooks headers; ``webhook-signature`` (one entry per key) only with keys."""
     headers = {"webhook-id": event_id, "webhook-timestamp": str(int(at.timestamp()))}
-    if secret:
-        headers["webhook-signature"] = Webhook(signing_key(secret)).sign(event_id, at, body)
+    if keys:
+        headers["webhook-signature"] = " ".join(
+            Webhook(signing_key(key)).sign(event_id, at, body) for key in keys
+        )
     return headers
 
 

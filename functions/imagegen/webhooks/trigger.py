@@ -50,6 +50,8 @@ class Delivery:
     event_id: str
     event: str
     url: str
+    receiver: str
+    owner: str | None
     payload: str
     expires_at: datetime | None
 
@@ -104,6 +106,8 @@ def plan(data: Any, settings: Settings) -> list[Delivery]:
             event_id=item.event_id(job_id),
             event=item.kind,
             url=target.url,
+            receiver=target.receiver,
+            owner=new.get("owner"),
             payload=messages.payload_text(
                 messages.build_payload(new | {"job_id": job_id}, item, at, settings.environment)
             ),
@@ -123,6 +127,8 @@ def schedule(delivery: Delivery, settings: Settings) -> None:
         "event_id": delivery.event_id,
         "event": delivery.event,
         "url": delivery.url,
+        "receiver": delivery.receiver,
+        "owner": delivery.owner,
         "payload": delivery.payload,
         "state": "pending",
         "task_enqueued": False,

@@ -1,0 +1,103 @@
+"""One webhook signing secret per owner, for the receivers callers choose.
+
+A job's own ``webhook_url`` is chosen by the caller, so it never sees the
+operator's ``WEBHOOK_SECRET``: its deliveries are signed (Standard Webhooks)
+with a secret of the job's owner, ``whsec_<base64 of 32 random bytes>``.
+The api creates it on first use (the owner's first job with a
+``webhook_url``, or ``GET /api/webhooks/secret``) in Firestore
+``webhook_secrets/{sha256(owner)}``: the owner is neither stored in clear
+nor logged, and neither is the secret. ``webhook_delivery`` reads it when it
+sends, so a rotation applies to retries too.
+
+Rotation (``POST /api/webhooks/secret/rotate``) makes a new secret current
+and keeps the previous one for ``WEBHOOK_SECRET_GRACE_SECONDS`` (default
+24 h, the deliveries' retry window). Meanwhile deliveries carry both
+signatures, ``v1,<new> v1,<previous>``: Standard Webhooks verifiers accept
+a message when any one matches, so a receiver switches keys at its own pace.
+A second rotation within the grace period drops the oldest key at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from imagegen.clients import firestore_client
+from imagegen.job_store import run_transaction, utcnow
+
+COLLECTION = "webhook_secrets"
+
+
+@dataclass(frozen=True)
+class OwnerSecret:
+    secret: str
+    created_at: datetime
+    rotated_at: datetime | None = None
+    previous_secret: str | None = None
+    previous_expires_at: datetime | None = None
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets a delivery at ``now`` is signed with: current first."""
+        keep_previous = self.previous_secret and self.previous_expires_at and self.previous_expires_at > now
+        return [self.secret, self.previous_secret] if keep_previous else [self.secret]  # type: ignore[list-item]
+
+
+def _ref(owner: str) -> Any:
+    return firestore_client().collection(COLLECTION).document(hashlib.sha256(owner.encode()).hexdigest())
+
+
+def _new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _from(data: dict[str, Any]) -> OwnerSecret:
+    return OwnerSecret(**{name: data.get(name) for name in OwnerSecret.__dataclass_fields__})
+
+
+def read(owner: str) -> OwnerSecret | None:
+    """The owner's secret, or None if it was never created (``webhook_delivery``: read only)."""
+    snapshot = _ref(owner).get()
+    return _from(snapshot.to_dict()) if snapshot.exists else None
+
+
+def ensure(owner: str) -> OwnerSecret:
+    """The owner's secret, created on first use (concurrent first uses agree on one)."""
+    from google.api_core.exceptions import AlreadyExists
+
+    found = read(owner)
+    if found is not None:
+        return found
+    created = OwnerSecret(secret=_new_secret(), created_at=utcnow())
+    try:
+        _ref(owner).create(created.__dict__)
+    except AlreadyExists:
+        return read(owner) or created
+    return created
+
+
+def rotate(owner: str, grace_seconds: int) -> OwnerSecret:
+    """A new current secret; the previous one still signs for ``grace_seconds``."""
+    from google.cloud import firestore
+
+    ref = _ref(owner)
+
+    @firestore.transactional
+    def swap(transaction: Any) -> OwnerSecret:
+        snapshot = ref.get(transaction=transaction)
+        now = utcnow()
+        current = _from(snapshot.to_dict()) if snapshot.exists else None
+        rotated = OwnerSecret(
+            secret=_new_secret(),
+            created_at=current.created_at if current else now,
+            rotated_at=now,
+            previous_secret=current.secret if current else None,
+            previous_expires_at=now + timedelta(seconds=grace_seconds) if current else None,
+        )
+        transaction.set(ref, rotated.__dict__)
+        return rotated
+
+    return run_transaction(swap)
