@@ -14,6 +14,7 @@ locals {
       "eventarc.googleapis.com",
       "pubsub.googleapis.com", # Eventarc transport
       "firestore.googleapis.com",
+      "firebaserules.googleapis.com", # Firestore security rules (firestore.rules)
       "cloudtasks.googleapis.com",
       "secretmanager.googleapis.com",
       "storage.googleapis.com",

@@ -119,3 +119,32 @@ resource "google_firestore_index" "jobs_by_owner_status_created" {
     order      = "DESCENDING"
   }
 }
+
+# Security rules for client SDKs (Firebase frontends reading their own jobs in
+# realtime). They govern only requests made with Firebase credentials; the
+# functions use IAM and are not affected. A new ruleset is created for every
+# change of firestore.rules, released under "cloud.firestore" (the (default)
+# database), and the previous one deleted once the release points away from it
+# (create_before_destroy: a ruleset in use by a release cannot be deleted).
+resource "google_firebaserules_ruleset" "firestore" {
+  project = var.project_id
+
+  source {
+    files {
+      name    = "firestore.rules"
+      content = file("${path.module}/firestore.rules")
+    }
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+
+  depends_on = [google_project_service.this, google_firestore_database.default]
+}
+
+resource "google_firebaserules_release" "firestore" {
+  project      = var.project_id
+  name         = "cloud.firestore"
+  ruleset_name = "projects/${var.project_id}/rulesets/${google_firebaserules_ruleset.firestore.name}"
+}

@@ -27,18 +27,20 @@ resource "google_cloudfunctions2_function" "api" {
   }
 
   service_config {
+    # 250 open streams cost a Firestore listener (2 threads) and a gunicorn
+    # thread each: measured against the emulator, 250 listeners add ~23 MiB.
     available_memory = "512Mi"
     # A full vCPU is required for more than one concurrent request per instance.
     available_cpu                    = "1"
-    max_instance_request_concurrency = 80
-    timeout_seconds                  = 60
+    max_instance_request_concurrency = local.api_concurrency
+    timeout_seconds                  = local.api_timeout_seconds
     min_instance_count               = var.api_min_instances
     max_instance_count               = var.api_max_instances
     # Public endpoint by design; see google_cloud_run_v2_service_iam_member.api_public.
     ingress_settings               = "ALLOW_ALL"
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.api.email
-    environment_variables          = local.env_common
+    environment_variables          = merge(local.env_common, local.env_api)
   }
 
   depends_on = [

@@ -53,6 +53,22 @@ locals {
 
   public_base_url = var.public_base_url != "" ? trimsuffix(var.public_base_url, "/") : local.function_urls.api
 
+  # The api serves event streams (GET /api/images/events/<id>, closed after
+  # SSE_MAX_SECONDS so EventSource reconnects and an instance is not held for
+  # ever) and long-polls (?wait= up to 30 s). Each open one holds one request
+  # slot and one functions-framework (gunicorn) thread of an instance, so the
+  # concurrency is high, THREADS matches it, and the request timeout exceeds
+  # the stream cap (a stream cut by the timeout ends in an error instead of a
+  # clean close).
+  sse_max_seconds     = 300
+  api_timeout_seconds = local.sse_max_seconds + 60
+  api_concurrency     = 250
+
+  env_api = {
+    SSE_MAX_SECONDS = tostring(local.sse_max_seconds)
+    THREADS         = tostring(local.api_concurrency)
+  }
+
   # Attempts of an image job; the worker fails the job on the last one.
   jobs_queue_max_attempts = 10
 

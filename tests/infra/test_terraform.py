@@ -62,11 +62,14 @@ EXPECTED_ENV = {
     "LOG_LEVEL",
     "CORS_ALLOWED_ORIGINS",
     "WORKER_MAX_ATTEMPTS",
+    "SSE_MAX_SECONDS",
+    "THREADS",
 }
 
 # Read directly by Google client libraries (google-genai, google-auth), so the
 # application config module does not have to mention them.
 LIBRARY_ENV = {
+    "THREADS",  # functions-framework: gunicorn threads
     "GOOGLE_CLOUD_PROJECT",
     "GOOGLE_API_KEY",
     "GOOGLE_GENAI_USE_VERTEXAI",
@@ -78,7 +81,7 @@ TESTED_RUNTIME = f"python{sys.version_info.major}{sys.version_info.minor}"
 
 FUNCTIONS = {
     # terraform resource name: (entry point, memory, timeout seconds)
-    "api": ("api", "512Mi", 60),
+    "api": ("api", "512Mi", 360),
     "worker": ("worker", "2Gi", 540),
     "webhook_trigger": ("webhook_trigger", "256Mi", 60),
     "webhook_delivery": ("webhook_delivery", "256Mi", 60),
@@ -385,13 +388,13 @@ def test_function_settings() -> None:
         if mem.startswith("${var."):
             mem = hcl.val(tf["variable"][mem[6:-1]]["default"])
         assert mem == memory, name
-        assert hcl.attr(service, "timeout_seconds") == timeout, name
+        assert _number(hcl.attr(service, "timeout_seconds")) == timeout, name
         assert (
             hcl.attr(service, "service_account_email")
             == f"${{google_service_account.{name}.email}}"
         )
     api_service = hcl.blocks(hcl.functions()["api"], "service_config")[0]
-    assert hcl.attr(api_service, "max_instance_request_concurrency") == 80
+    assert _number(hcl.attr(api_service, "max_instance_request_concurrency")) == 250
     assert hcl.attr(api_service, "available_cpu") == "1"
     assert (
         hcl.attr(
@@ -402,6 +405,64 @@ def test_function_settings() -> None:
     )
     zip_object = tf["resource"]["google_storage_bucket_object"]["functions_source"]
     assert "output_md5" in hcl.attr(zip_object, "name")
+
+
+def _number(value: object) -> int:
+    """A literal number, or locals and numbers summed: ${local.a + 60}, ${tostring(local.a)}."""
+    if isinstance(value, int):
+        return value
+    expression = re.sub(r"^\$\{(tostring\()?|\)?\}$", "", str(value))
+    total = 0
+    for term in expression.split("+"):
+        term = term.strip()
+        if term.startswith("local."):
+            total += _number(hcl.tf()["locals"][term.removeprefix("local.")])
+        else:
+            total += int(term)
+    return total
+
+
+def _code_default(name: str) -> int:
+    found = re.search(rf'_env_int\("{name}", (\d+)\)', CONFIG_PY.read_text(encoding="utf-8"))
+    assert found, f"config.py reads no integer {name}"
+    return int(found.group(1))
+
+
+def test_api_serves_event_streams_and_long_polls() -> None:
+    """Open streams hold a request slot and a gunicorn thread each, and the
+    request timeout must outlast the stream cap (issue 11)."""
+    api = hcl.functions()["api"]
+    service = hcl.blocks(api, "service_config")[0]
+    env = hcl.env_of(api)
+    cap = _number(env["SSE_MAX_SECONDS"])
+    assert cap == _code_default("SSE_MAX_SECONDS") == 300
+    timeout = _number(hcl.attr(service, "timeout_seconds"))
+    assert timeout >= cap + 30, "the api timeout must exceed SSE_MAX_SECONDS with a margin"
+    assert timeout <= 3600  # Cloud Functions gen2 HTTP maximum
+    long_poll = re.search(r"MAX_WAIT_SECONDS = (\d+)", (REPO / "functions/imagegen/api/long_poll.py").read_text())
+    assert long_poll and int(long_poll.group(1)) + 30 <= timeout
+    concurrency = _number(hcl.attr(service, "max_instance_request_concurrency"))
+    threads = _number(env["THREADS"])
+    assert concurrency == threads >= 100, "one gunicorn thread per concurrent request"
+    assert hcl.attr(service, "available_cpu") == "1"  # concurrency > 1 needs a full vCPU
+    for name in ("worker", "webhook_trigger", "webhook_delivery"):
+        assert "THREADS" not in hcl.env_of(hcl.functions()[name]), name
+
+
+def test_firestore_rules_are_deployed() -> None:
+    resources = hcl.tf()["resource"]
+    rules = (INFRA / "firestore.rules").read_text(encoding="utf-8")
+    assert rules.lstrip().startswith("rules_version = '2';") and "service cloud.firestore" in rules
+    ruleset = resources["google_firebaserules_ruleset"]["firestore"]
+    files = hcl.blocks(hcl.blocks(ruleset, "source")[0], "files")
+    assert [hcl.attr(f, "content") for f in files] == ['${file("${path.module}/firestore.rules")}']
+    assert hcl.attr(hcl.blocks(ruleset, "lifecycle")[0], "create_before_destroy") is True
+    release = resources["google_firebaserules_release"]["firestore"]
+    assert hcl.attr(release, "name") == "cloud.firestore"
+    assert hcl.attr(release, "ruleset_name") == (
+        "projects/${var.project_id}/rulesets/${google_firebaserules_ruleset.firestore.name}"
+    )
+    assert "firebaserules.googleapis.com" in hcl.tf()["locals"]["apis"]
 
 
 def test_firestore_trigger() -> None:
