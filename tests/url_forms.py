@@ -22,6 +22,6 @@ PUBLIC_URLS = [
 ]  # fmt: skip
 BAD_URLS = [
     "http://example.com:99999/x", "http://example.com:abc/x", "http://example.com:0/x",
-    "http://exa%41mple.com/x", "http://a..b/x", "http://-bad-.example/x", "http://[::1/x",
+    "http://exa%41mple.com/x", "http://a..b/x", "http://-bad-.example/x", "http://[::1/x", "http://[v1.fe]/x",
     "http://" + "a" * 64 + ".example/x", "ftp://example.com/x", "http:///x",
 ]  # fmt: skip

@@ -72,9 +72,18 @@ def url_problem(url: str) -> str | None:
     if port == 0:
         return "port ou hôte invalide"
     host = parts.hostname or ""
-    if not host or (":" not in host and not _valid_name(host)):
+    bracketed = "[" in parts.netloc
+    if not host or not (_valid_ipv6(host) if bracketed else _valid_name(host)):
         return "port ou hôte invalide"
     return None
+
+
+def _valid_ipv6(host: str) -> bool:
+    try:
+        ipaddress.IPv6Address(host.split("%")[0])
+    except ValueError:  # IPvFuture ("[v1.x]") and the like: nothing can connect to them
+        return False
+    return True
 
 
 def _valid_name(host: str) -> bool:

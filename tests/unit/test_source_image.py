@@ -107,7 +107,8 @@ def test_time_cap_covers_all_redirect_hops_together(settings_env: pytest.MonkeyP
 @pytest.mark.parametrize(
     ("location", "message"),
     [("http://127.0.0.1:99999/x.png", "URL invalide"), ("ftp://example.com/x.png", "http"),
-     ("http://metadata.google.internal./computeMetadata/v1/", "réseau privé ou local")],
+     ("http://metadata.google.internal./computeMetadata/v1/", "réseau privé ou local"),
+     ("http://[::1/x.png", "URL invalide"), ("//[zz]/x.png", "URL invalide"), ("http://a..b/x.png", "URL invalide")],
 )
 def test_bad_redirect_targets_fail_the_fetch_cleanly(
     settings_env: pytest.MonkeyPatch, server: str, monkeypatch: pytest.MonkeyPatch, location: str, message: str

@@ -51,7 +51,7 @@ def fetch(url: str, total_seconds: float = TOTAL_SECONDS) -> SourceImage:
             try:
                 with client.stream("GET", url, headers=headers, timeout=timeout) as response:
                     if response.is_redirect:
-                        url = urljoin(url, response.headers.get("location", ""))
+                        url = _redirect_target(url, response.headers.get("location", ""))
                         continue
                     if response.status_code != 200:
                         raise SourceImageError(
@@ -72,6 +72,13 @@ def fetch(url: str, total_seconds: float = TOTAL_SECONDS) -> SourceImage:
                 raise SourceImageError(f"Image source invalide : {exc}") from exc
             return SourceImage(data=data, mime_type=mime_type)
     raise SourceImageError(f"Image source refusée : plus de {MAX_REDIRECTS} redirections")
+
+
+def _redirect_target(url: str, location: str) -> str:
+    try:
+        return urljoin(url, location)
+    except ValueError as exc:  # e.g. an unclosed or invalid [IPv6] host
+        raise SourceImageError("Image source refusée : URL invalide : redirection illisible") from exc
 
 
 def _read_capped(response: httpx2.Response, max_bytes: int, deadline: float) -> bytes:
