@@ -218,6 +218,30 @@ def test_a_live_lease_keeps_a_concurrent_delivery_from_sending(
     assert (record["state"], record["attempts"], record["lease_token"]) == ("delivered", 1, None)
 
 
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [("http://example.com:99999/hook", "URL invalide"), ("http://[::1/hook", "URL invalide")],
+)
+def test_an_unsendable_record_is_abandoned_with_its_error(
+    stack: Stack, firestore_db: Any, url: str, error: str
+) -> None:
+    """A record the API could never have written (its URLs are checked at creation): one
+    attempt, recorded with its error, and no retry loop."""
+    job_id, event_id = f"img_{uuid.uuid4().hex[:16]}", f"msg_{uuid.uuid4().hex[:24]}"
+    ref = record_ref(firestore_db, job_id, event_id)
+    ref.set({"event_id": event_id, "event": "completed", "url": url, "payload": "{}", "state": "pending", "attempts": 0})
+    response = requests.post(
+        stack.urls["webhook_delivery"] + "/",
+        json={"job_id": job_id, "event_id": event_id},
+        headers={"X-Tasks-Secret": stack.shared_secret},
+        timeout=30,
+    )
+    assert (response.status_code, response.json()["state"]) == (200, "abandoned")
+    record = ref.get().to_dict()
+    assert (record["state"], record["attempts"]) == ("abandoned", 1)
+    assert error in record["last_error"] and error in record["attempt_log"][0]["error"]
+
+
 def test_invalid_webhook_fields_are_refused(api: Any) -> None:
     for body in ({"webhook_url": "ftp://example.com/hook"}, {"webhook_events": ["bogus"]}):
         resp = api.post("/api/images/generate", json={"prompt": "Un chat"} | body)

@@ -143,6 +143,8 @@ def send(record: dict[str, Any], settings: Settings) -> Attempt:
                 status_code = response.status_code
     except outbound.OutboundError as exc:
         error, final = f"OutboundError: {exc}", not exc.retryable
+    except httpx2.InvalidURL as exc:  # httpx2 cannot even build the request: final
+        error, final = f"URL invalide : {exc}", True
     except httpx2.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 (a bad URL or key, a bug: recorded, then retried)
