@@ -489,6 +489,9 @@ class Stack:
         then Firestore emits no events.
         """
         host_port = f"{HOST}:{self._ports['firestore']}"
+        # The production security rules, so tests see what Firebase clients see
+        # (the functions' server SDK is not subject to them, here as in production).
+        rules = [f"--rules={self.root / 'infra' / 'firestore.rules'}"]
         java = shutil.which(os.environ.get("JAVA", "java"))
         gcloud = shutil.which("gcloud")
         if java and gcloud:
@@ -506,8 +509,9 @@ class Stack:
                     f"--port={self._ports['firestore']}",
                     "--database-mode=firestore-native",
                     f"--functions_emulator={HOST}:{self._ports['relay']}",
+                    *rules,
                 ]
-        return ["gcloud", "emulators", "firestore", "start", f"--host-port={host_port}", "--quiet"]
+        return ["gcloud", "emulators", "firestore", "start", f"--host-port={host_port}", *rules, "--quiet"]
 
     def _firestore_ready(self) -> bool:
         """The emulator answers and holds the jobs trigger (registered here, again after a restart:

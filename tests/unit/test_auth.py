@@ -22,7 +22,7 @@ from imagegen.api.auth import ANONYMOUS, AuthError, Principal, authenticate
 from imagegen.config import load_settings
 from werkzeug.datastructures import Headers
 
-from tests.tokens import CertServer, TokenSigner
+from tests.tokens import CertServer, TokenSigner, firebase_claims
 
 PROJECT = "imagegen-auth-test"
 
@@ -199,16 +199,7 @@ class Issuer(TokenSigner):
     """Signs Firebase-shaped ID tokens with the served key (or an unknown one)."""
 
     def token(self, signer: Any = None, **overrides: Any) -> str:
-        now = int(time.time())
-        claims = {
-            "iss": f"https://securetoken.google.com/{PROJECT}",
-            "aud": PROJECT,
-            "sub": "uid-123",
-            "user_id": "uid-123",
-            "iat": now - 60,
-            "exp": now + 3600,
-            "auth_time": now - 120,
-        }
+        claims = firebase_claims(PROJECT)
         for name, value in overrides.items():
             if value is None:
                 claims.pop(name)
