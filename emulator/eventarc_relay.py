@@ -42,7 +42,9 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import heapq
 import http.client
+import itertools
 import json
 import re
 import signal
@@ -163,10 +165,15 @@ class _Pending:
     trigger: str
     event: Event
     arrived: float  # monotonic
+    failures: int = 0
 
 
 class Relay:
-    """Per-document FIFO lanes of events, each drained by its own thread while it has events."""
+    """Per-document FIFO lanes of events, served by ``concurrency`` sender threads.
+
+    A lane is scheduled (in a heap, by due time) at most once: while its head event is being
+    sent or waits out a backoff, the lane's later events wait, and other lanes go on.
+    """
 
     def __init__(
         self, routes: dict[str, str], policy: RetryPolicy, concurrency: int = 4, timeout: float = 60.0
@@ -174,19 +181,25 @@ class Relay:
         self.policy = policy
         self.timeout = timeout
         self._routes = dict(routes)
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
         self._lanes: dict[tuple[str, str], deque[_Pending]] = {}
-        self._slots = threading.BoundedSemaphore(concurrency)
+        self._due: list[tuple[float, int, tuple[str, str]]] = []
+        self._order = itertools.count()
         self.stop = threading.Event()
         self.counts: Counter[str] = Counter()
+        self._senders = [
+            threading.Thread(target=self._send_forever, name=f"sender-{n}", daemon=True) for n in range(concurrency)
+        ]
+        for sender in self._senders:
+            sender.start()
 
     # routes
     def route(self, trigger: str) -> str | None:
-        with self._lock:
+        with self._changed:
             return self._routes.get(trigger)
 
     def set_route(self, trigger: str, url: str | None) -> None:
-        with self._lock:
+        with self._changed:
             if url is None:
                 self._routes.pop(trigger, None)
             else:
@@ -194,78 +207,97 @@ class Relay:
         log("INFO", "route set" if url else "route removed", trigger=trigger, url=url)
 
     def stats(self) -> dict[str, int]:
-        with self._lock:
-            pending = sum(len(lane) for lane in self._lanes.values())
-            return {**self.counts, "pending": pending}
+        with self._changed:
+            return {**self.counts, "pending": sum(len(lane) for lane in self._lanes.values())}
 
     # queueing
     def submit(self, trigger: str, event: Event) -> None:
         key = (trigger, event.document)
-        item = _Pending(trigger, event, time.monotonic())
-        with self._lock:
+        with self._changed:
             self.counts["received"] += 1
-            lane = self._lanes.get(key)
-            if lane is not None:
-                lane.append(item)
-                return
-            self._lanes[key] = deque([item])
-        threading.Thread(target=self._drain, args=(key,), name=f"lane-{event.document}", daemon=True).start()
+            lane = self._lanes.setdefault(key, deque())
+            lane.append(_Pending(trigger, event, time.monotonic()))
+            if len(lane) == 1:
+                self._schedule(key, time.monotonic())
 
-    def _drain(self, key: tuple[str, str]) -> None:
-        while True:
-            with self._lock:
+    def close(self) -> None:
+        """Stop the senders (each after its current attempt); events still queued are dropped."""
+        self.stop.set()
+        with self._changed:
+            self._changed.notify_all()
+        for sender in self._senders:
+            sender.join(timeout=2.0)
+
+    def _schedule(self, key: tuple[str, str], due: float) -> None:
+        heapq.heappush(self._due, (due, next(self._order), key))
+        self._changed.notify()
+
+    def _next_due(self) -> tuple[str, str] | None:
+        with self._changed:
+            while not self.stop.is_set():
+                now = time.monotonic()
+                if self._due and self._due[0][0] <= now:
+                    return heapq.heappop(self._due)[2]
+                self._changed.wait(self._due[0][0] - now if self._due else None)
+            return None
+
+    def _send_forever(self) -> None:
+        while (key := self._next_due()) is not None:
+            with self._changed:
+                item = self._lanes[key][0]
+            retry_at = self._attempt(item)
+            with self._changed:
                 lane = self._lanes[key]
-                if not lane:
+                if retry_at is None:
+                    lane.popleft()
+                if lane:
+                    self._schedule(key, retry_at or time.monotonic())
+                else:
                     del self._lanes[key]
-                    return
-                item = lane[0]
-            self._deliver(item)
-            with self._lock:
-                lane.popleft()
 
-    def _deliver(self, item: _Pending) -> None:
+    def _attempt(self, item: _Pending) -> float | None:
+        """One delivery attempt: None when the event is done with (acknowledged or dropped),
+        else the monotonic time of its next attempt."""
         event = item.event
         fields = {"trigger": item.trigger, "ce_id": event.id, "subject": event.headers.get("ce-subject")}
-        failures = 0
-        while True:
-            url = self.route(item.trigger)
-            if url is None:
-                self._count("dropped")
-                log("WARNING", "event dropped: its trigger has no route", **fields)
-                return
-            status = self._post(url, event)
-            if status in ACK_STATUSES:
-                self._count("delivered")
-                log("INFO", "event delivered", status=status, attempts=failures + 1, **fields)
-                return
-            failures += 1
-            delay = self.policy.delay(failures)
-            if time.monotonic() + delay - item.arrived > self.policy.deadline or self.stop.is_set():
-                self._count("dropped")
-                log("ERROR", "event dropped after its retry window", status=status, attempts=failures, **fields)
-                return
-            self._count("retried")
-            log("WARNING", "event not acknowledged, retrying", status=status, delay=round(delay, 3), **fields)
-            self.stop.wait(delay)  # stopping: one last attempt, then the check above drops it
+        url = self.route(item.trigger)
+        if url is None:
+            self._count("dropped")
+            log("WARNING", "event dropped: its trigger has no route", **fields)
+            return None
+        status = self._post(url, event)
+        if status in ACK_STATUSES:
+            self._count("delivered")
+            log("INFO", "event delivered", status=status, attempts=item.failures + 1, **fields)
+            return None
+        item.failures += 1
+        delay = self.policy.delay(item.failures)
+        retry_at = time.monotonic() + delay
+        if retry_at - item.arrived > self.policy.deadline:
+            self._count("dropped")
+            log("ERROR", "event dropped after its retry window", status=status, attempts=item.failures, **fields)
+            return None
+        self._count("retried")
+        log("WARNING", "event not acknowledged, retrying", status=status, delay=round(delay, 3), **fields)
+        return retry_at
 
     def _post(self, url: str, event: Event) -> int | str:
         """The target's status, or what went wrong on the way. http.client keeps the header names
         as given: lowercase, as Eventarc sends them over HTTP/2 (urllib would capitalize them)."""
         target = urlsplit(url)
         connection = http.client.HTTPConnection(target.hostname or HOST, target.port or 80, timeout=self.timeout)
-        with self._slots:
-            try:
-                connection.request("POST", target.path or "/", body=event.body, headers=event.headers)
-                response = connection.getresponse()
-                response.read()
-                return response.status
-            except (OSError, http.client.HTTPException) as err:  # refused, reset, timed out
-                return f"{type(err).__name__}: {err}"
-            finally:
-                connection.close()
+        try:
+            connection.request("POST", target.path or "/", body=event.body, headers=event.headers)
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        except (OSError, http.client.HTTPException) as err:  # refused, reset, timed out
+            return f"{type(err).__name__}: {err}"
+        finally:
+            connection.close()
 
     def _count(self, name: str) -> None:
-        with self._lock:
+        with self._changed:
             self.counts[name] += 1
 
 
@@ -410,6 +442,7 @@ def main(argv: list[str] | None = None) -> None:
     relay.stop.wait()
     server.shutdown()
     server.server_close()
+    relay.close()
     log("INFO", "Eventarc relay stopped", **relay.stats())
 
 

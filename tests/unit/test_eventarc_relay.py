@@ -126,7 +126,7 @@ def running_relay(target: str, policy: RetryPolicy = FAST) -> Iterator[tuple[Rel
     try:
         yield relay, f"http://127.0.0.1:{server.server_port}/functions/projects/p/triggers/{TRIGGER}"
     finally:
-        relay.stop.set()
+        relay.close()
         server.shutdown()
         server.server_close()
 
@@ -215,3 +215,13 @@ def test_events_of_a_removed_route_are_dropped(receiver: Receiver) -> None:
         post_writes(url, "img_d", [10])
         wait_for_drop(relay)
         assert receiver.received(target) == []
+
+
+def test_many_documents_share_the_senders(receiver: Receiver) -> None:
+    target = receiver.url()
+    with running_relay(target) as (_relay, url):
+        threads = threading.active_count()
+        for n in range(60):
+            post_writes(url, f"img_{n:03d}", [10])
+        assert len(receiver.wait(target, 60, timeout=10)) == 60
+        assert threading.active_count() <= threads + 2  # the HTTP front's handler threads, not one per document
