@@ -85,7 +85,7 @@ def _check_choice(field: str, value: Any, choices: tuple[str, ...]) -> Any:
 class GenerateRequest(BaseModel):
     """Body of ``POST /api/images/generate``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     prompt: str = Field(
         min_length=1,
@@ -192,20 +192,27 @@ def validation_messages(error: ValidationError) -> list[dict[str, str]]:
 # Response models: used to shape responses and to document them in OpenAPI.
 
 
-class ErrorResponse(BaseModel):
+class _Response(BaseModel):
+    """Base of the response models: each is built on first use (``defer_build``), so a
+    cold instance pays only for the models of the routes it serves."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class ErrorResponse(_Response):
     error: str = Field(description="Message principal, en français")
     details: list[dict[str, str]] = Field(
         default_factory=list, description="Un message par champ invalide"
     )
 
 
-class CreateJobResponse(BaseModel):
+class CreateJobResponse(_Response):
     job_id: str
     status: JobStatus
     message: str
 
 
-class StatusResponse(BaseModel):
+class StatusResponse(_Response):
     job_id: str
     status: JobStatus
     message: str
@@ -215,14 +222,14 @@ class StatusResponse(BaseModel):
     errors: list[str] | None = Field(default=None, description="Présent si FAILED")
 
 
-class JobListResponse(BaseModel):
+class JobListResponse(_Response):
     jobs: list[StatusResponse] = Field(description="Tâches de l'appelant, les plus récentes d'abord")
     next_cursor: str | None = Field(
         default=None, description="À passer en ?cursor= pour la page suivante; absent à la fin"
     )
 
 
-class ImageInfo(BaseModel):
+class ImageInfo(_Response):
     file_path: str = Field(description="Objet Cloud Storage (gs://bucket/generated_images/...)")
     url: str = Field(description="URL de téléchargement de l'image")
     description: str
@@ -231,7 +238,7 @@ class ImageInfo(BaseModel):
     dimensions: str = Field(examples=["1024x1024"])
 
 
-class JobTimingsInfo(BaseModel):
+class JobTimingsInfo(_Response):
     """Where the job's time went, in seconds; the phases add up to ``total``."""
 
     queued: float = Field(description="De la création au début de la livraison qui a terminé la tâche")
@@ -242,7 +249,7 @@ class JobTimingsInfo(BaseModel):
     total: float = Field(description="De la création à la fin, somme des phases")
 
 
-class ResultMetadata(BaseModel):
+class ResultMetadata(_Response):
     model_name: str
     version: str
     generation_time_seconds: float
@@ -254,7 +261,7 @@ class ResultMetadata(BaseModel):
     )
 
 
-class ResultResponse(BaseModel):
+class ResultResponse(_Response):
     job_id: str
     status: JobStatus
     message: str
@@ -271,7 +278,7 @@ class JobEvent(StatusResponse):
     metadata: ResultMetadata | None = Field(default=None, description="Présent si COMPLETED")
 
 
-class WebhookSecretResponse(BaseModel):
+class WebhookSecretResponse(_Response):
     """The caller's own key for the webhooks sent to its jobs' ``webhook_url``."""
 
     secret: str = Field(
@@ -286,7 +293,7 @@ class WebhookSecretResponse(BaseModel):
     )
 
 
-class HealthResponse(BaseModel):
+class HealthResponse(_Response):
     status: Literal["healthy"]
     features: dict[str, bool]
     model: str

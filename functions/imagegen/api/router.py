@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 
-from imagegen import job_store, outbound, storage, task_queue
+from imagegen import job_store, storage, task_queue
 from imagegen.api import auth, docs, events as job_events, long_poll, rate_limit, webhook_secrets
 from imagegen.config import GeminiBackend, load_settings
 from imagegen.generation.gemini import NOT_CONFIGURED
@@ -359,8 +359,11 @@ def _refused_url_field(params: GenerateRequest, allow_private: bool) -> str:
         return ""
     for name in ("input_image_url", "webhook_url"):
         url = getattr(params, name)
-        if url and outbound.refused_literal(url):
-            return name
+        if url:
+            from imagegen import outbound  # loads the HTTP client: only when a URL is sent
+
+            if outbound.refused_literal(url):
+                return name
     return ""
 
 
