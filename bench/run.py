@@ -10,9 +10,11 @@ services: read them as relative numbers (before/after a change).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -163,24 +165,31 @@ def bench_throughput(jobs: int, clients: int, latency_ms: int) -> None:
     standin(0)
 
 
+@contextlib.contextmanager
+def bench_stack() -> Iterator[Stack | None]:
+    """The stack already running (None), or one started for the benchmark and then stopped."""
+    if port_in_use(PORTS["api"]):
+        yield None
+        return
+    print("starting a local stack for the benchmark...", flush=True)
+    own = Stack(ROOT, log_dir=ROOT / ".stack" / "bench-logs").start()
+    try:
+        yield own
+    finally:
+        own.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--creates", type=int, default=200)
     parser.add_argument("--throughput-jobs", type=int, default=0)
     args = parser.parse_args()
-    own = None
-    if not port_in_use(PORTS["api"]):
-        print("starting a local stack for the benchmark...")
-        own = Stack(ROOT, log_dir=ROOT / ".stack" / "bench-logs").start()
-    try:
+    with bench_stack() as own:
         bench_create_latency(args.creates)
         bench_end_to_end(2000)
         bench_worker_memory(own)
         if args.throughput_jobs:
             bench_throughput(args.throughput_jobs, 20, 50)
-    finally:
-        if own is not None:
-            own.stop()
 
 
 if __name__ == "__main__":
