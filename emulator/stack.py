@@ -47,8 +47,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from emulator.eventarc_relay import register_trigger, trigger_id
-
 log = logging.getLogger("emulator.stack")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -363,6 +361,9 @@ class Stack:
         return str(venv_python) if venv_python.exists() else sys.executable
 
     def _services_table(self) -> dict[str, _Service]:
+        # The relay module needs google-events, which `make down` / `status` without the venv lack.
+        from emulator.eventarc_relay import trigger_id
+
         env = self._env
         ff = self._venv_bin(".venv", "functions-framework")
         gcloud_env = {
@@ -516,6 +517,8 @@ class Stack:
     def _firestore_ready(self) -> bool:
         """The emulator answers and holds the jobs trigger (registered here, again after a restart:
         the emulator keeps its triggers in memory)."""
+        from emulator.eventarc_relay import register_trigger, trigger_id
+
         base = f"http://{HOST}:{self._ports['firestore']}"
         if http_get(f"{base}/")[1].strip() != b"Ok":
             return False
