@@ -7,6 +7,7 @@
 #   make bench    the benchmark (bench/run.py)
 #   make lock     re-resolve functions/requirements.lock (hashed) from functions/requirements.txt
 #   make check-infra   terraform fmt -check + checkov on infra/
+#   make web      the TypeScript client (clients/typescript) and the playground bundle
 #   make deploy PROJECT=my-project REGION=europe-west1
 
 PYTHON ?= python3
@@ -36,7 +37,7 @@ VENV_STAMP := $(VENV)/.installed
 TASKS_STAMP := $(TASKS_VENV)/.installed-$(TASKS_EMULATOR_VERSION)
 IAC_STAMP := $(IAC_VENV)/.installed-$(CHECKOV_VERSION)-$(PYTHON_HCL2_VERSION)
 
-.PHONY: help setup run up down status test bench lock check-infra deploy clean
+.PHONY: help setup web run up down status test bench lock check-infra deploy clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -69,10 +70,31 @@ $(IAC_STAMP):
 	@rm -f $(IAC_VENV)/.installed-*
 	@touch $@
 
-run: setup
+# The TypeScript client and the playground's bundle are built, not committed:
+# types from the API's own OpenAPI document (written by the Python code, so
+# they cannot drift), then tsc, then esbuild into functions/ (deployed with it).
+TS_DIR := clients/typescript
+NODE_STAMP := $(TS_DIR)/node_modules/.installed
+OPENAPI_SNAPSHOT := $(TS_DIR)/openapi.json
+WEB_BUNDLE := functions/imagegen/api/static/playground.js
+
+web: $(WEB_BUNDLE)
+
+$(NODE_STAMP): $(TS_DIR)/package-lock.json
+	cd $(TS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(OPENAPI_SNAPSHOT): $(shell find functions/imagegen -name '*.py') | $(VENV_STAMP)
+	cd functions && ../$(VENV)/bin/python -c 'import json; from imagegen.api.openapi import openapi_document; print(json.dumps(openapi_document(), indent=2, ensure_ascii=False))' > ../$@.tmp
+	@mv $@.tmp $@
+
+$(WEB_BUNDLE): $(NODE_STAMP) $(OPENAPI_SNAPSHOT) $(TS_DIR)/tsconfig.json $(wildcard $(TS_DIR)/src/*.ts $(TS_DIR)/playground/*.ts)
+	cd $(TS_DIR) && npm run --silent build
+
+run: setup web
 	$(VENV)/bin/python -m emulator.stack run
 
-up: setup
+up: setup web
 	$(VENV)/bin/python -m emulator.stack up
 
 down:
@@ -83,7 +105,7 @@ status:
 	@if [ -x $(VENV)/bin/python ]; then $(VENV)/bin/python -m emulator.stack status; \
 	else $(PYTHON) -m emulator.stack status; fi
 
-test: setup
+test: setup web
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: setup
@@ -97,9 +119,9 @@ check-infra: $(IAC_STAMP)
 deploy:
 	@test -n "$(PROJECT)" || { echo "usage: make deploy PROJECT=<gcp-project-id> REGION=<region>"; exit 2; }
 	@test -n "$(REGION)" || { echo "usage: make deploy PROJECT=<gcp-project-id> REGION=<region>"; exit 2; }
-	bash infra/deploy.sh $(PROJECT) $(REGION)
+	bash infra/deploy.sh $(PROJECT) $(REGION)  # builds `make web` first
 
 clean:
 	-@$(MAKE) --no-print-directory down
-	rm -rf $(VENV) $(TASKS_VENV) $(IAC_VENV) .stack .pytest_cache
+	rm -rf $(VENV) $(TASKS_VENV) $(IAC_VENV) .stack .pytest_cache $(TS_DIR)/node_modules $(TS_DIR)/dist $(OPENAPI_SNAPSHOT) $(WEB_BUNDLE)*
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

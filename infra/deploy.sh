@@ -50,6 +50,10 @@ fi
 cd "$(dirname "$0")"
 
 command -v terraform >/dev/null || { echo "terraform is not installed" >&2; exit 1; }
+
+# The playground's script is built (not committed) into functions/, which is
+# what gets zipped and deployed: build it first (needs Node 20 and npm).
+make -C .. --no-print-directory web
 HAVE_GCLOUD=0
 command -v gcloud >/dev/null && HAVE_GCLOUD=1
 

@@ -38,6 +38,12 @@ fi
 exit 0
 """
 
+# `make web` builds the playground's bundle into functions/ before anything is zipped.
+MAKE_STUB = f"""#!/usr/bin/env bash
+printf '%s{SEP}' "$@" >> "$STUB_LOG.make"; echo >> "$STUB_LOG.make"
+exit 0
+"""
+
 GCLOUD_STUB = f"""#!/usr/bin/env bash
 printf '%s{SEP}' "$@" >> "$STUB_LOG.gcloud"; echo >> "$STUB_LOG.gcloud"
 case "$1 $2 $3" in
@@ -58,6 +64,7 @@ class Run:
     stderr: str
     terraform: list[list[str]]
     gcloud: list[list[str]]
+    make: list[list[str]]
     caller: Path
 
 
@@ -77,7 +84,7 @@ def _deploy(*args: str, env: dict[str, str] | None = None, var_file: str | None 
         shutil.copy(DEPLOY_SH, root / "infra" / "deploy.sh")
         stubs = root / "bin"
         stubs.mkdir()
-        for name, text in (("terraform", TERRAFORM_STUB), ("gcloud", GCLOUD_STUB)):
+        for name, text in (("terraform", TERRAFORM_STUB), ("gcloud", GCLOUD_STUB), ("make", MAKE_STUB)):
             (stubs / name).write_text(text)
             (stubs / name).chmod(0o755)
         for tool in ("openssl", "tr", "sed", "dirname", "cat", "rm"):
@@ -110,6 +117,7 @@ def _deploy(*args: str, env: dict[str, str] | None = None, var_file: str | None 
             proc.stderr,
             _calls(root / "log.terraform"),
             _calls(root / "log.gcloud"),
+            _calls(root / "log.make"),
             caller,
         )
 
@@ -124,6 +132,7 @@ def test_reaches_terraform_with_the_callers_var_file_and_the_existing_database()
     run = _deploy("my-project", "europe-west1", "-var", "log_level=DEBUG",
                   env={"DB_LOCATION": "nam5"}, var_file="prod.tfvars")
     assert run.returncode == 0, run.stderr
+    assert run.make == [["-C", "..", "--no-print-directory", "web"]]
     assert run.terraform[0] == ["init", "-input=false"]
     variables = [
         "-var", "project_id=my-project", "-var", "region=europe-west1",

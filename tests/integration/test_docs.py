@@ -13,7 +13,7 @@ from tests.conftest import API_BASE_URL
 
 OPERATION_IDS = {
     "createJob", "getJobStatus", "getJobResult", "cancelJob", "listJobs", "streamJobEvents",
-    "getImage", "getOpenApiDocument", "getDocsPage", "getHealth",
+    "getImage", "getOpenApiDocument", "getDocsPage", "getPlaygroundPage", "getHealth",
 }
 
 

@@ -358,6 +358,17 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _json("WebhookSecretResponse", "La nouvelle clé")} | _AUTH_ERRORS,
                 }
             },
+            "/playground": {
+                "get": {
+                    "operationId": "getPlaygroundPage",
+                    "tags": ["service"],
+                    "summary": "Page d'essai : formulaire, progression en direct, images (/ y redirige)",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "Page HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
+                    },
+                }
+            },
             "/health": {
                 "get": {
                     "operationId": "getHealth",

@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 
 from imagegen import job_store, storage, task_queue
-from imagegen.api import auth, docs, events as job_events, long_poll, rate_limit, webhook_secrets
+from imagegen.api import auth, docs, events as job_events, long_poll, rate_limit, web, webhook_secrets
 from imagegen.config import GeminiBackend, load_settings
 from imagegen.generation.gemini import NOT_CONFIGURED
 from imagegen.http import error_response, is_infrastructure_error, json_response, request_context
@@ -66,12 +66,17 @@ _ROUTES = Map(
         Rule("/api/webhooks/secret", endpoint="webhook_secret", methods=["GET"]),
         Rule("/api/webhooks/secret/rotate", endpoint="rotate_webhook_secret", methods=["POST"]),
         Rule(f"/{storage.IMAGES_PREFIX}/<job_id>/<filename>", endpoint="image", methods=["GET"]),
+        Rule("/", endpoint="root", methods=["GET"]),
+        Rule("/playground", endpoint="playground", methods=["GET"]),
+        Rule("/playground/<name>", endpoint="playground_asset", methods=["GET"]),
     ],
     strict_slashes=False,
 )
 # Routes anyone may call; every other route needs a principal (see ``auth``).
 # Image URLs are capabilities: unguessable job ids, like signed URLs.
-_PUBLIC = frozenset({"health", "openapi", "docs", "docs_asset", "image"})
+_PUBLIC = frozenset(
+    {"health", "openapi", "docs", "docs_asset", "image", "root", "playground", "playground_asset"}
+)
 
 
 def handle(request: flask.Request) -> flask.Response:
@@ -323,6 +328,9 @@ _HANDLERS: dict[str, Callable[..., flask.Response]] = {
     "image": image,
     "webhook_secret": webhook_secrets.get_secret,
     "rotate_webhook_secret": webhook_secrets.rotate_secret,
+    "root": web.root,
+    "playground": web.playground,
+    "playground_asset": web.asset,
 }
 
 

@@ -1,0 +1,19 @@
+// Imported first by the readme-*.test.mjs files, whose code between README-START and
+// README-END is the README's "Use it" examples verbatim (tests/unit/test_readme_examples.py
+// checks it): it records what the examples print and gives them their environment.
+import "./helpers.mjs";
+
+export const printed = [];
+console.log = (...args) => printed.push(args.join(" "));
+console.error = (...args) => printed.push(`error: ${args.join(" ")}`);
+
+process.env.WEBHOOK_SECRET = process.env.IMAGEGEN_WEBHOOK_SECRET;
+process.env.PORT = "0";
+
+/** Resolves once `condition()` holds (checked every 50 ms, for at most 30 s). */
+export async function until(condition, what) {
+  for (const deadline = Date.now() + 30_000; !condition(); ) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
