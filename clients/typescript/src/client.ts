@@ -19,6 +19,7 @@ export type JobStatus = Schemas["JobStatus"];
 export type ImageInfo = Schemas["ImageInfo"];
 export type ResultMetadata = Schemas["ResultMetadata"];
 export type HealthResponse = Schemas["HealthResponse"];
+export type WebhookSecretResponse = Schemas["WebhookSecretResponse"];
 /** One update of a job: its status body, plus images and metadata once COMPLETED (pushed events). */
 export type JobUpdate = Schemas["JobEvent"];
 
@@ -129,6 +130,16 @@ export class ImageGenClient {
       yield* page.jobs;
       cursor = page.next_cursor ?? undefined;
     } while (cursor);
+  }
+
+  /** `GET /api/webhooks/secret`: the caller's own key (`whsec_...`) signing the webhooks sent to its jobs' `webhook_url`. */
+  async webhookSecret(options: { signal?: AbortSignal } = {}): Promise<WebhookSecretResponse> {
+    return unwrap(await this.api.GET("/api/webhooks/secret", { signal: options.signal }));
+  }
+
+  /** `POST /api/webhooks/secret/rotate`: a new key; the previous one also signs until `previous_secret_expires_at`. */
+  async rotateWebhookSecret(options: { signal?: AbortSignal } = {}): Promise<WebhookSecretResponse> {
+    return unwrap(await this.api.POST("/api/webhooks/secret/rotate", { signal: options.signal }));
   }
 
   /** The job's pushed updates (`GET /api/images/events/<id>`) until it ends; throws StreamUnavailable without a stream. */

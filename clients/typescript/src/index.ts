@@ -14,6 +14,7 @@ export type {
   ResultResponse,
   StatusResponse,
   WaitOptions,
+  WebhookSecretResponse,
 } from "./client.js";
 export { ImageGenError, JobFailedError } from "./errors.js";
 export type { FieldError } from "./errors.js";

@@ -125,6 +125,15 @@ describe("calls", () => {
     assert.equal(again.message, "La tâche est déjà terminée (CANCELLED)");
   });
 
+  test("the caller's webhook secret, and its rotation", async () => {
+    const current = await client.webhookSecret();
+    assert.match(current.secret, /^whsec_/);
+    const rotated = await client.rotateWebhookSecret();
+    assert.notEqual(rotated.secret, current.secret);
+    assert.ok(rotated.previous_secret_expires_at, "the previous key keeps signing for a while");
+    assert.equal((await client.webhookSecret()).secret, rotated.secret);
+  });
+
   test("an unknown job is a 404 ImageGenError", async () => {
     const error = await client.status("img_doesnotexist00").catch((caught) => caught);
     assert.ok(error instanceof ImageGenError);

@@ -358,6 +358,15 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _json("WebhookSecretResponse", "La nouvelle clé")} | _AUTH_ERRORS,
                 }
             },
+            "/": {
+                "get": {
+                    "operationId": "getHomePage",
+                    "tags": ["service"],
+                    "summary": "Redirige vers /playground",
+                    "security": [],
+                    "responses": {"302": {"description": "Location: playground"}},
+                }
+            },
             "/playground": {
                 "get": {
                     "operationId": "getPlaygroundPage",
