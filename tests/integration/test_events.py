@@ -80,6 +80,10 @@ def test_last_event_id_resumes_without_repeats(api: Any, standin: Any) -> None:
     # A finished job's stream is its terminal event and the end ...
     (final,) = events(open_stream(job_id))
     assert final.data["status"] == "COMPLETED" and final.id == after[-1].id
+    # HEAD: the headers, no stream.
+    head = requests.head(f"{API_BASE_URL}/api/images/events/{job_id}", timeout=10)
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["Content-Type"].startswith("text/event-stream")
     # ... and once that was seen, 204: EventSource stops reconnecting.
     seen_all = requests.get(
         f"{API_BASE_URL}/api/images/events/{job_id}", headers={"Last-Event-ID": str(final.id)}, timeout=10

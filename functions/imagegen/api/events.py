@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 RETRY_MILLISECONDS = 2000
 KEEPALIVE = ": keepalive\n\n"
+_EVENT_STREAM = "text/event-stream; charset=utf-8"
 _HEADERS = {
     "Cache-Control": "no-cache",
     # Proxies that buffer (nginx and the like) must pass each event on at once.
@@ -86,11 +87,18 @@ def response(request: flask.Request, job_id: str, owner: str) -> flask.Response 
     if JobStatus(first.job["status"]).is_terminal and seen is not None and first.version <= seen:
         watch.close()
         return flask.Response(status=204, headers=_HEADERS)
+    if request.method == "HEAD":  # the headers a GET would get, and no stream to hold open
+        watch.close()
+        return flask.Response(content_type=_EVENT_STREAM, headers=_HEADERS)
     settings = load_settings()
     stream = _events(
         watch, first, seen or 0, settings.sse_max_seconds, settings.sse_heartbeat_seconds
     )
-    return flask.Response(stream, content_type="text/event-stream; charset=utf-8", headers=_HEADERS)
+    response = flask.Response(stream, content_type=_EVENT_STREAM, headers=_HEADERS)
+    # The server closes the response even if it never started the generator
+    # (whose own cleanup would then not run): the listener ends either way.
+    response.call_on_close(watch.close)
+    return response
 
 
 def _events(
