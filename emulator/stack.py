@@ -62,6 +62,7 @@ _BASE_PORTS: dict[str, int] = {
     "firestore": 9011,
     "storage": 9012,
     "tasks": 9013,
+    "sweeper": 9014,
     "relay": 9015,
 }
 # STACK_PORT_OFFSET moves the whole stack (API 9006 + offset, ...) so that two
@@ -70,7 +71,7 @@ _BASE_PORTS: dict[str, int] = {
 PORT_OFFSET = int(os.environ.get("STACK_PORT_OFFSET", "0") or 0)
 PORTS: dict[str, int] = {name: port + PORT_OFFSET for name, port in _BASE_PORTS.items()}
 EMULATORS = ("firestore", "storage", "tasks", "gemini_standin", "relay")
-FUNCTIONS = ("api", "worker", "webhook_trigger", "webhook_delivery")
+FUNCTIONS = ("api", "worker", "webhook_trigger", "webhook_delivery", "sweeper")
 
 DEFAULT_PROJECT = "imagegen-local"
 DEFAULT_LOCATION = "us-central1"
@@ -269,6 +270,7 @@ class Stack:
             "WEBHOOK_TASKS_QUEUE": DEFAULT_WEBHOOK_QUEUE,
             "IMAGES_BUCKET": DEFAULT_BUCKET,
             "WORKER_URL": f"http://{HOST}:{self._ports['worker']}/",
+            "SWEEPER_URL": f"http://{HOST}:{self._ports['sweeper']}/",
             "WEBHOOK_DELIVERY_URL": f"http://{HOST}:{self._ports['webhook_delivery']}/",
             "PUBLIC_BASE_URL": f"http://localhost:{self._ports['api']}",
             "TASKS_SHARED_SECRET": self._shared_secret,
@@ -738,6 +740,7 @@ class Stack:
             f"worker:           {u['worker']}",
             f"webhook_trigger:  {u['webhook_trigger']}",
             f"webhook_delivery: {u['webhook_delivery']}",
+            f"sweeper:          {u['sweeper']}  (POST with X-Tasks-Secret: one sweep)",
             f"Firestore:        {u['firestore']}  (FIRESTORE_EMULATOR_HOST={self._env['FIRESTORE_EMULATOR_HOST']})",
             f"Storage:          {u['storage']}/{self.bucket}/OBJECT",
             f"Cloud Tasks:      {u['tasks']} (gRPC; queues {', '.join(q.rsplit('/', 1)[1] for q in self.queues)})",

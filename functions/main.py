@@ -1,8 +1,9 @@
 """Cloud Functions entry points; each one only hands the request to its module.
 
-Deployed four times from this source with different ``--entry-point`` values:
-``api`` (public HTTP), ``worker`` and ``webhook_delivery`` (HTTP, called by
-Cloud Tasks only) and ``webhook_trigger`` (CloudEvent from Firestore).
+Deployed from this source with different ``--entry-point`` values: ``api``
+(public HTTP), ``worker`` and ``webhook_delivery`` (HTTP, called by Cloud
+Tasks only), ``sweeper`` (HTTP, called by Cloud Scheduler only) and
+``webhook_trigger`` (CloudEvent from Firestore).
 Each entry point imports only its own module, so an instance pays at cold
 start for the code it serves and nothing else.
 """
@@ -49,6 +50,14 @@ def webhook_delivery(request: flask.Request) -> flask.Response:
     from imagegen.webhooks import delivery as module
 
     return module.handle_request(request)
+
+
+@functions_framework.http
+def sweeper(request: flask.Request) -> flask.Response:
+    """Cloud Scheduler target: queue unqueued jobs, end or re-queue abandoned ones."""
+    from imagegen.generation import sweeper as module
+
+    return module.handle(request)
 
 
 @functions_framework.cloud_event

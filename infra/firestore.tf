@@ -148,3 +148,46 @@ resource "google_firebaserules_release" "firestore" {
   name         = "cloud.firestore"
   ruleset_name = "projects/${var.project_id}/rulesets/${google_firebaserules_ruleset.firestore.name}"
 }
+
+# Sweeper: PENDING jobs whose task was never created,
+# where status == PENDING and queued_at == null and created_at < T
+resource "google_firestore_index" "jobs_unqueued" {
+  project     = var.project_id
+  database    = local.firestore_database
+  collection  = local.jobs_collection
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "queued_at"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "created_at"
+    order      = "ASCENDING"
+  }
+}
+
+# Sweeper: unfinished jobs nothing wrote to for a long time,
+# where status in [PENDING, INITIALIZING, GENERATING, SAVING] and updated_at < T
+resource "google_firestore_index" "jobs_quiet" {
+  project     = var.project_id
+  database    = local.firestore_database
+  collection  = local.jobs_collection
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "updated_at"
+    order      = "ASCENDING"
+  }
+}

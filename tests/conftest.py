@@ -31,6 +31,9 @@ TEST_OVERRIDES: dict[str, str | None] = {
     "ALLOW_PRIVATE_IMAGE_URLS": "true",
     "GEMINI_RETRY_INITIAL_DELAY_MS": "100",
     "JOB_LEASE_SECONDS": "15",
+    # The sweeper runs only when a test calls it; these make its thresholds test-sized.
+    "SWEEPER_QUEUE_AFTER_SECONDS": "3",
+    "SWEEPER_QUIET_AFTER_SECONDS": "20",
     "WEBHOOK_ENABLED": "false",
     # A raw secret (as in the seed): it signs the operator's WEBHOOK_URL only.
     "WEBHOOK_SECRET": "local-test-webhook-secret",

@@ -102,6 +102,16 @@ class Settings:
     """``TASKS_QUEUE`` for generation jobs (default ``image-jobs``)."""
     worker_url: str
     """``WORKER_URL``: target of generation tasks (default ``http://127.0.0.1:9007/``)."""
+    sweeper_url: str
+    """``SWEEPER_URL``: the sweeper function's URL, audience of Cloud Scheduler's OIDC token (default ``http://127.0.0.1:9014/``)."""
+    sweeper_queue_after_seconds: int
+    """``SWEEPER_QUEUE_AFTER_SECONDS``: age of a PENDING job left unqueued before the sweeper queues it (default 60)."""
+    sweeper_quiet_after_seconds: int
+    """``SWEEPER_QUIET_AFTER_SECONDS``: silence of an unfinished job before the sweeper re-queues or fails it (default 1800).
+
+    Longer than the longest gap between two claims while the queue still
+    retries (lease + max backoff, ``tests/infra/test_time_budget.py``).
+    """
     tasks_service_account: str
     """``TASKS_SERVICE_ACCOUNT``: identity of the OIDC tokens Cloud Tasks sends (production)."""
     tasks_shared_secret: str
@@ -206,6 +216,9 @@ def load_settings() -> Settings:
         tasks_location=_env("TASKS_LOCATION", "us-central1"),
         tasks_queue=_env("TASKS_QUEUE", "image-jobs"),
         worker_url=_env("WORKER_URL", "http://127.0.0.1:9007/"),
+        sweeper_url=_env("SWEEPER_URL", "http://127.0.0.1:9014/"),
+        sweeper_queue_after_seconds=_env_int("SWEEPER_QUEUE_AFTER_SECONDS", 60),
+        sweeper_quiet_after_seconds=_env_int("SWEEPER_QUIET_AFTER_SECONDS", 1800),
         tasks_service_account=_env("TASKS_SERVICE_ACCOUNT"),
         tasks_shared_secret=_env("TASKS_SHARED_SECRET"),
         input_image_max_bytes=_env_int("INPUT_IMAGE_MAX_BYTES", 20 * 1024 * 1024),

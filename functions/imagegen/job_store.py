@@ -9,6 +9,8 @@ Document ``{JOBS_COLLECTION}/{job_id}``::
     metadata   {...}                         the seed's result metadata, at the end
     lease      {owner, expires_at} | None    which worker delivery owns the job
     attempts   worker deliveries that claimed the job
+    queued_at  when its task was created; None until then (the sweeper queues it)
+    sweeps     times the sweeper re-queued it after its deliveries stopped
     trace      X-Cloud-Trace-Context of the creating request
     created_at, updated_at, expires_at (TTL policy deletes old jobs)
 
@@ -44,6 +46,9 @@ _JOB_TTL = timedelta(days=30)
 _IDEMPOTENCY_COLLECTION = "idempotency_keys"
 _IDEMPOTENCY_TTL = timedelta(hours=24)
 _ID_ALPHABET = string.ascii_lowercase + string.digits
+
+GAVE_UP = "Échec de la génération après plusieurs tentatives"
+NEVER_QUEUED = "File d'attente indisponible, la tâche n'a pas pu démarrer"
 
 STATUS_MESSAGES = {
     JobStatus.PENDING: "En attente de démarrage",
@@ -137,6 +142,8 @@ def new_job(
         "metadata": None,
         "lease": None,
         "attempts": 0,
+        "queued_at": None,
+        "sweeps": 0,
         "trace": trace,
         "created_at": now,
         "updated_at": now,
@@ -147,6 +154,16 @@ def new_job(
 def create_job(job: dict[str, Any]) -> None:
     """Write a job built by ``new_job``."""
     _collection().document(job["job_id"]).create(job)
+
+
+def never_queued(job: dict[str, Any]) -> bool:
+    """A PENDING job whose task was never created (jobs older than ``queued_at`` count as queued)."""
+    return job["status"] == JobStatus.PENDING.value and "queued_at" in job and job["queued_at"] is None
+
+
+def mark_queued(job_id: str) -> None:
+    """Record that the job's task exists, so the sweeper leaves it alone."""
+    _collection().document(job_id).update({"queued_at": utcnow()})
 
 
 def get_job(job_id: str) -> dict[str, Any] | None:
@@ -328,11 +345,6 @@ def create_job_once(
     return run_transaction(create)
 
 
-def forget_idempotency_key(key: str) -> None:
-    """Drop a key whose job could not start, so the client's retry can succeed."""
-    firestore_client().collection(_IDEMPOTENCY_COLLECTION).document(key).delete()
-
-
 def cancel_job(job_id: str, owner: str) -> dict[str, Any] | None:
     """Cancel the owner's unfinished job; None when it is not theirs or does not exist."""
     from google.cloud import firestore
@@ -416,3 +428,82 @@ def watch_job(job_id: str, on_change: Callable[[Any], None]) -> Any:
         on_change(snapshots[0] if snapshots else None)
 
     return _collection().document(job_id).on_snapshot(deliver)
+
+
+_ACTIVE = [s.value for s in JobStatus if not s.is_terminal]
+
+
+def unqueued_jobs(created_before: datetime, limit: int) -> list[dict[str, Any]]:
+    """PENDING jobs whose task was never created (index ``status, queued_at, created_at``)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = (
+        _collection()
+        .where(filter=FieldFilter("status", "==", JobStatus.PENDING.value))
+        .where(filter=FieldFilter("queued_at", "==", None))
+        .where(filter=FieldFilter("created_at", "<", created_before))
+    )
+    return [snapshot.to_dict() for snapshot in query.limit(limit).stream()]
+
+
+def quiet_jobs(updated_before: datetime, limit: int) -> list[dict[str, Any]]:
+    """Unfinished jobs nothing wrote to since ``updated_before`` (index ``status, updated_at``)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = (
+        _collection()
+        .where(filter=FieldFilter("status", "in", _ACTIVE))
+        .where(filter=FieldFilter("updated_at", "<", updated_before))
+    )
+    return [snapshot.to_dict() for snapshot in query.limit(limit).stream()]
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What the sweeper does with a quiet job: ``requeue`` (as sweep ``sweeps``), ``fail`` or ``skip``."""
+
+    action: Literal["requeue", "fail", "skip"]
+    sweeps: int = 0
+    message: str = ""
+
+
+def recover_quiet(
+    job_id: str, quiet_since: datetime, *, max_attempts: int, max_sweeps: int
+) -> Recovery:
+    """Re-queue or fail a job whose deliveries stopped, checked again in a transaction.
+
+    Skipped when it ended, was written to or queued after ``quiet_since``, or
+    holds a live lease. A job that was never queued, or was claimed
+    ``max_attempts`` times, or swept ``max_sweeps`` times already, fails;
+    otherwise its sweep count goes up and the caller queues it again.
+    """
+    from google.cloud import firestore
+
+    ref = _collection().document(job_id)
+
+    @firestore.transactional
+    def recover(transaction: Any) -> Recovery:
+        snapshot = ref.get(transaction=transaction)
+        job = snapshot.to_dict() if snapshot.exists else None
+        now = utcnow()
+        if (
+            job is None
+            or JobStatus(job["status"]).is_terminal
+            or max(job["updated_at"], job.get("queued_at") or job["updated_at"]) >= quiet_since
+            or (job.get("lease") and job["lease"]["expires_at"] > now)
+        ):
+            return Recovery("skip")
+        if never_queued(job):
+            recovery = Recovery("fail", message=NEVER_QUEUED)
+        elif job.get("attempts", 0) >= max_attempts or job.get("sweeps", 0) >= max_sweeps:
+            recovery = Recovery("fail", message=GAVE_UP)
+        else:
+            recovery = Recovery("requeue", sweeps=job.get("sweeps", 0) + 1)
+        if recovery.action == "fail":
+            changes = _status_fields(JobStatus.FAILED, progress=100) | {"errors": [recovery.message]}
+        else:
+            changes = {"sweeps": recovery.sweeps}
+        transaction.update(ref, changes | {"lease": None, "updated_at": now})
+        return recovery
+
+    return run_transaction(recover)

@@ -64,5 +64,5 @@ def enqueue_json(queue: str, url: str, payload: dict[str, Any], task_id: str) ->
         client.create_task(parent=parent, task=task, retry=transient, timeout=10.0)
     except exceptions.AlreadyExists:
         return
-    except exceptions.GoogleAPICallError as exc:
+    except exceptions.GoogleAPIError as exc:  # RetryError (retries ran out) included
         raise QueueUnavailable(str(exc)) from exc

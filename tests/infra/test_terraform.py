@@ -573,6 +573,11 @@ def test_firestore_indexes_json_matches_terraform() -> None:
                     ("created_at", "DESCENDING"),
                 ),
             ),
+            (  # the sweeper's unqueued jobs
+                "image_jobs",
+                (("status", "ASCENDING"), ("queued_at", "ASCENDING"), ("created_at", "ASCENDING")),
+            ),
+            ("image_jobs", (("status", "ASCENDING"), ("updated_at", "ASCENDING"))),  # its quiet jobs
         ]
     )
     doc = json.loads(INDEXES_JSON.read_text(encoding="utf-8"))

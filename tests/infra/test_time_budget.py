@@ -10,6 +10,8 @@
 * The lease is longer than a live attempt (the timeout ends it first) and
   shorter than the timeout plus the queue's first backoff: the attempt after a
   timed-out one finds the lease expired and takes the job over.
+* The sweeper calls a job quiet only after a silence no retrying queue leaves:
+  longer than a lease, the queue's longest backoff and an attempt together.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ POST_PROCESSING_SECONDS = 30  # Pillow, uploads and Firestore writes of 4 images
 def defaults(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """The code's defaults: settings read with none of the variables set."""
     for name in ("GEMINI_TIMEOUT_SECONDS", "GEMINI_RETRY_ATTEMPTS", "GEMINI_RETRY_INITIAL_DELAY_MS",
-                 "JOB_LEASE_SECONDS", "WORKER_MAX_ATTEMPTS"):  # fmt: skip
+                 "JOB_LEASE_SECONDS", "WORKER_MAX_ATTEMPTS", "SWEEPER_QUIET_AFTER_SECONDS"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     load_settings.cache_clear()
     yield load_settings()
@@ -81,3 +83,8 @@ def test_the_lease_outlives_an_attempt_and_not_the_queues_first_backoff(defaults
 def test_the_last_attempt_the_worker_knows_is_the_queues_last(defaults: Settings) -> None:
     assert hcl.attr(jobs_retry(), "max_attempts") == "${local.jobs_queue_max_attempts}"
     assert int(hcl.tf()["locals"]["jobs_queue_max_attempts"]) == defaults.worker_max_attempts
+
+
+def test_the_sweeper_waits_longer_than_a_retrying_queue_can_be_silent(defaults: Settings) -> None:
+    longest_backoff = seconds(hcl.attr(jobs_retry(), "max_backoff"))
+    assert defaults.sweeper_quiet_after_seconds > defaults.job_lease_seconds + longest_backoff + worker_timeout()

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 
-from imagegen import job_store, storage, task_queue
+from imagegen import job_store, job_tasks, storage
 from imagegen.api import auth, docs, events as job_events, long_poll, rate_limit, web, webhook_secrets
 from imagegen.config import GeminiBackend, load_settings
 from imagegen.generation.gemini import NOT_CONFIGURED
@@ -182,7 +182,6 @@ def generate(request: flask.Request, principal: auth.Principal) -> flask.Respons
     job = job_store.new_job(
         params.job_fields(), owner=principal.owner, webhook=webhook, trace=current_trace()
     )
-    key_id = ""
     if idempotency_key is None:
         job_store.create_job(job)
     else:
@@ -195,23 +194,26 @@ def generate(request: flask.Request, principal: auth.Principal) -> flask.Respons
                 422, "Idempotency-Key déjà utilisée avec une requête différente"
             )
         if not created:
+            if job_store.never_queued(job):
+                _queue(job["job_id"])  # the first request could not queue it: try again
             return _created(job, replayed=True)
+    _queue(job["job_id"])
     with log_context(job_id=job["job_id"]):
-        try:
-            task_queue.enqueue_json(
-                settings.tasks_queue,
-                settings.worker_url,
-                {"job_id": job["job_id"]},
-                task_id=job["job_id"],
-            )
-        except task_queue.QueueUnavailable:
-            logger.exception("could not queue the job; failing it")
-            job_store.fail_job(job["job_id"], "File d'attente indisponible, la tâche n'a pas pu démarrer")
-            if key_id:
-                job_store.forget_idempotency_key(key_id)
-            return error_response(503, UNAVAILABLE, headers=_RETRY_LATER)
         logger.info("job created", **fields(num_images=params.num_images, size=params.size))
     return _created(job, replayed=False)
+
+
+def _queue(job_id: str) -> None:
+    """Queue the stored job; if that fails, it stays PENDING and the sweeper queues it.
+
+    The job is accepted either way (202): its document is written, and the
+    sweeper queues every PENDING job left unqueued (``job_tasks``).
+    """
+    with log_context(job_id=job_id):
+        try:
+            job_tasks.queue(job_id)
+        except Exception:
+            logger.exception("job stored but not queued; the sweeper will queue it")
 
 
 def _created(job: dict[str, Any], *, replayed: bool) -> flask.Response:

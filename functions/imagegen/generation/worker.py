@@ -53,7 +53,6 @@ class _RetryLater(Exception):
     """A failure the queue's backoff may outlast (Gemini quota): answer 429."""
 
 
-_GAVE_UP = "Échec de la génération après plusieurs tentatives"
 _RETRY_COUNT = re.compile(r"[0-9]{1,4}")
 
 
@@ -95,7 +94,7 @@ def run(job_id: str, worker_id: str, attempt: int) -> tuple[str, int]:
     if claim.outcome == "busy" and last:
         # The queue gives up after this answer: nobody would end the job.
         logger.warning("last attempt found the lease busy; failing the job", **fields(attempt=attempt))
-        job_store.fail_job(job_id, _GAVE_UP)
+        job_store.fail_job(job_id, job_store.GAVE_UP)
         return "failed", 200
     if claim.outcome != "run":
         logger.info("delivery not run: %s", claim.outcome, **fields(attempt=attempt))
@@ -119,7 +118,7 @@ def run(job_id: str, worker_id: str, attempt: int) -> tuple[str, int]:
     except Exception:
         logger.exception("job attempt crashed", **fields(attempt=attempt))
         if last:
-            _finish_failed(job_id, worker_id, _GAVE_UP)
+            _finish_failed(job_id, worker_id, job_store.GAVE_UP)
             return "failed", 200
         _release(job_id, worker_id)
         return "retry", 500
