@@ -140,6 +140,19 @@ def test_cancel_while_running(visit: Visit, standin: Any, api: Any) -> None:
     assert visit.foreign_requests() == []
 
 
+def test_a_failed_job_shows_its_french_error(visit: Visit, standin: Any) -> None:
+    standin.configure(faults=[{"kind": "safety", "match": None, "times": None}])
+    page = visit.page
+    page.goto(f"{visit.base}/playground")
+    page.fill("#prompt", "Refusé par le modèle")
+    page.click("#submit")
+    page.wait_for_selector("#job-status[data-status=FAILED]")
+    assert page.inner_text("#job-status") == "ÉCHEC"  # CSS uppercases "Échec"
+    assert page.inner_text("#job-message").startswith("Prompt bloqué par les filtres de sécurité de Gemini")
+    assert page.eval_on_selector_all("#grid li", "items => items.length") == 0
+    assert page.is_enabled("#submit")
+
+
 def test_api_key_is_kept_and_a_bad_one_is_shown_next_to_it(visit: Visit) -> None:
     page = visit.page
     page.goto(f"{visit.base}/playground")

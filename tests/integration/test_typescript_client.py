@@ -14,8 +14,9 @@ TS_DIR = ROOT / "clients" / "typescript"
 
 
 def test_node_tests_pass_against_the_stack(stack: Any, standin: Any, web_build: None) -> None:
-    # Slow enough for the abort test to catch the job running, and for progress to be seen.
-    standin.configure(latency_ms=800)
+    # Slow enough for the abort test to catch the job running, and for progress to be seen;
+    # prompts containing "[refus]" are blocked by the model (the failed-job test).
+    standin.configure(latency_ms=800, faults=[{"kind": "safety", "match": "[refus]", "times": None}])
     env = os.environ | {"IMAGEGEN_URL": API_BASE_URL}
     run = subprocess.run(
         ["node", "--test", "tests/"], cwd=TS_DIR, env=env, capture_output=True, text=True, timeout=240

@@ -59,6 +59,15 @@ describe("generate", () => {
     assert.match(error.fieldMessage("size"), /^size doit être l'une des valeurs/);
   });
 
+  test("a job that fails rejects with JobFailedError and its French error", async () => {
+    // tests/integration/test_typescript_client.py makes the stand-in block prompts with "[refus]".
+    const error = await client.generate({ prompt: "Un sujet [refus]", size: "512x512" }).catch((caught) => caught);
+    assert.ok(error instanceof JobFailedError, String(error));
+    assert.equal(error.jobStatus, "FAILED");
+    assert.match(error.message, /^Prompt bloqué par les filtres de sécurité de Gemini/);
+    assert.deepEqual(error.errors, error.result.errors);
+  });
+
   test("aborting stops waiting and cancels the job", async () => {
     const controller = new AbortController();
     let jobId;
@@ -103,12 +112,14 @@ describe("calls", () => {
     const calls = [];
     const paging = new ImageGenClient({ baseUrl, fetch: recordingFetch(calls) });
     const seen = [];
+    // Other test files create jobs meanwhile (node --test runs files in parallel): ours
+    // must come in order among them, one page per job.
     for await (const job of paging.allJobs({ limit: 1 })) {
       seen.push(job.job_id);
-      if (seen.length === 3) break;
+      if (ids.every((id) => seen.includes(id)) || seen.length === 50) break;
     }
-    assert.deepEqual(seen, ids);
-    assert.equal(calls.filter((call) => call === "GET /api/images/jobs").length, 3);
+    assert.deepEqual(seen.filter((id) => ids.includes(id)), ids);
+    assert.equal(calls.filter((call) => call === "GET /api/images/jobs").length, seen.length);
     await Promise.all(ids.map((id) => client.wait(id)));
   });
 
