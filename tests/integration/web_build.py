@@ -31,9 +31,13 @@ def web_build() -> None:
     assert run.returncode == 0, f"make web failed:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Debian's Chromium driven by Playwright (whose own browser download cannot work here)."""
+    """Debian's Chromium driven by Playwright (whose own browser download cannot work here).
+
+    Per module: Playwright's sync API keeps an event loop on the thread while it runs,
+    which later tests using asyncio must not inherit.
+    """
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium") or "/usr/bin/chromium"
