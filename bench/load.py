@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import sys
 import threading
 import time
@@ -35,6 +36,7 @@ from bench.run import API, ROOT, percentile, standin  # noqa: E402
 from emulator.stack import PORTS, Stack, port_in_use  # noqa: E402
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+GOAL_JOBS_PER_SECOND = 5.0
 JOB_FIELDS = {"num_images": 1, "size": "512x512"}
 
 
@@ -178,10 +180,13 @@ def report(result: LoadResult, latency_ms: int | None = None) -> str:
     e2e = list(result.end_to_end.values())
     stand_in = f", stand-in latency {latency_ms} ms" if latency_ms is not None else ""
     busy = (result.last_end - result.started) if result.final else result.elapsed
+    rate = len(result.final) / busy if busy else 0.0
+    lost = result.jobs - statuses["COMPLETED"]
     lines = [
         f"load: {result.jobs} jobs from {result.clients} clients{stand_in}: {len(result.final)} ended "
-        f"{busy:.1f} s after the first request, {len(result.final) / busy:.2f} jobs/s "
-        f"(run {result.elapsed:.1f} s)",
+        f"{busy:.1f} s after the first request, {rate:.2f} jobs/s "
+        f"(goal >= {GOAL_JOBS_PER_SECOND:.0f}: {rate / GOAL_JOBS_PER_SECOND:.2f}x of it; run {result.elapsed:.1f} s)",
+        f"  lost (not COMPLETED): {lost} (goal 0)",
         f"  create latency: p50 {percentile(creates, 50):.1f} ms, p99 {percentile(creates, 99):.1f} ms"
         if creates else "  create latency: no job created",
         f"  end to end: p50 {percentile(e2e, 50):.1f} s, p99 {percentile(e2e, 99):.1f} s"
@@ -193,6 +198,21 @@ def report(result: LoadResult, latency_ms: int | None = None) -> str:
         f"all {dict(sorted(result.codes.items()))}",
     ]
     return "\n".join(lines)
+
+
+def _health_rate(clients: int, seconds: float = 2.0) -> float:
+    """Requests/s the API answers on ``/health`` right now: how busy the machine is."""
+    deadline = time.monotonic() + seconds
+
+    def hammer(_: int) -> int:
+        done = 0
+        with requests.Session() as session:
+            while time.monotonic() < deadline:
+                done += session.get(f"{API}/health", timeout=10).status_code == 200
+        return done
+
+    with ThreadPoolExecutor(clients) as pool:
+        return sum(pool.map(hammer, range(clients))) / seconds
 
 
 def _backend() -> str:
@@ -216,6 +236,9 @@ def main() -> None:
         print("starting a local stack for the benchmark...", flush=True)
         own = Stack(ROOT, log_dir=ROOT / ".stack" / "bench-logs").start()
     try:
+        print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+              f"same-run reference: GET /health from {args.clients} clients, {_health_rate(args.clients):.0f} req/s",
+              flush=True)
         if _backend() != "stand-in":
             print(f"the API's Gemini backend is {_backend()!r}, not the stand-in: refusing to send "
                   f"{args.jobs} jobs to it")
@@ -226,6 +249,7 @@ def main() -> None:
             args.jobs, args.clients, poll_interval=args.poll_interval, timeout=args.timeout, stall=args.stall
         )
         print(report(result, args.latency_ms))
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
     finally:
         standin(0)
         if own is not None:
