@@ -16,6 +16,7 @@ locals {
       "firestore.googleapis.com",
       "firebaserules.googleapis.com", # Firestore security rules (firestore.rules)
       "cloudtasks.googleapis.com",
+      "cloudscheduler.googleapis.com", # runs the sweeper every 5 minutes
       "secretmanager.googleapis.com",
       "storage.googleapis.com",
       "logging.googleapis.com",

@@ -246,3 +246,55 @@ resource "google_cloudfunctions2_function" "webhook_trigger" {
     google_service_account_iam_member.webhook_trigger_act_as_tasks_invoker,
   ]
 }
+
+# ---------------------------------------------------------------------------
+# sweeper: POSTed by Cloud Scheduler every 5 minutes (scheduler.tf); queues
+# the jobs the api stored but could not queue, and re-queues or fails those
+# the queue gave up on (a worker killed on its last attempt). One instance:
+# runs never need to overlap (and are safe if they do: transactions).
+# ---------------------------------------------------------------------------
+resource "google_cloudfunctions2_function" "sweeper" {
+  #checkov:skip=CKV_GCP_124:Ingress is var.private_ingress (default ALLOW_ALL): Cloud Scheduler calls the public run.app URL and access is enforced by Cloud Run IAM (only the OIDC identity holds run.invoker); ALLOW_INTERNAL_ONLY can be selected as extra hardening.
+  project     = var.project_id
+  name        = local.function_names.sweeper
+  location    = var.region
+  description = "Scheduled sweeper: re-queues or fails image jobs left behind."
+
+  build_config {
+    runtime           = local.runtime
+    entry_point       = "sweeper"
+    service_account   = google_service_account.builder.id
+    docker_repository = google_artifact_registry_repository.functions.id
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.functions_source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = "256Mi"
+    available_cpu                    = "1"
+    max_instance_request_concurrency = 1
+    # A run handles at most a few hundred jobs, one transaction and task each.
+    timeout_seconds                = local.sweeper_timeout_seconds
+    min_instance_count             = 0
+    max_instance_count             = 1
+    ingress_settings               = var.private_ingress
+    all_traffic_on_latest_revision = true
+    service_account_email          = google_service_account.sweeper.email
+    environment_variables          = merge(local.env_common, local.env_sweeper)
+  }
+
+  depends_on = [
+    google_project_service.this,
+    google_project_iam_member.builder,
+    google_storage_bucket_iam_member.builder_source_read,
+    google_artifact_registry_repository_iam_member.builder_push,
+    google_project_iam_member.datastore_user,
+    google_cloud_tasks_queue_iam_member.sweeper_enqueue_jobs,
+    google_service_account_iam_member.sweeper_act_as_tasks_invoker,
+  ]
+}

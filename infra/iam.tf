@@ -36,11 +36,19 @@ resource "google_service_account" "webhook_delivery" {
   depends_on   = [google_project_service.this]
 }
 
+resource "google_service_account" "sweeper" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-sweeper"
+  display_name = "${var.name_prefix} sweeper function"
+  description  = "Runtime identity of the scheduled sweeper (re-queues or fails jobs left behind)."
+  depends_on   = [google_project_service.this]
+}
+
 resource "google_service_account" "tasks_invoker" {
   project      = var.project_id
   account_id   = "${var.name_prefix}-tasks"
   display_name = "${var.name_prefix} Cloud Tasks invoker"
-  description  = "OIDC identity of the Cloud Tasks HTTP tasks; may only invoke the worker and webhook_delivery functions."
+  description  = "OIDC identity of the Cloud Tasks HTTP tasks and of the sweeper's Cloud Scheduler job; may only invoke the worker, webhook_delivery and sweeper functions."
   depends_on   = [google_project_service.this]
 }
 
@@ -58,6 +66,7 @@ locals {
     worker           = "serviceAccount:${google_service_account.worker.email}"
     webhook_trigger  = "serviceAccount:${google_service_account.webhook_trigger.email}"
     webhook_delivery = "serviceAccount:${google_service_account.webhook_delivery.email}"
+    sweeper          = "serviceAccount:${google_service_account.sweeper.email}"
   }
   tasks_invoker_member = "serviceAccount:${google_service_account.tasks_invoker.email}"
   builder_member       = "serviceAccount:${google_service_account.builder.email}"
@@ -236,6 +245,26 @@ resource "google_secret_manager_secret_iam_member" "webhook_delivery_secret" {
 }
 
 # ---------------------------------------------------------------------------
+# sweeper (Cloud Scheduler -> function -> image-jobs queue)
+# ---------------------------------------------------------------------------
+
+# Queues again the jobs the api could not queue, and re-queues those the
+# queue gave up on (named OIDC tasks, like the api).
+resource "google_cloud_tasks_queue_iam_member" "sweeper_enqueue_jobs" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_tasks_queue.jobs.name
+  role     = "roles/cloudtasks.enqueuer"
+  member   = local.runtime_members.sweeper
+}
+
+resource "google_service_account_iam_member" "sweeper_act_as_tasks_invoker" {
+  service_account_id = google_service_account.tasks_invoker.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = local.runtime_members.sweeper
+}
+
+# ---------------------------------------------------------------------------
 # Invocation
 # ---------------------------------------------------------------------------
 
@@ -262,6 +291,17 @@ resource "google_cloud_run_v2_service_iam_member" "webhook_delivery_tasks_invoke
   project  = var.project_id
   location = var.region
   name     = google_cloudfunctions2_function.webhook_delivery.name
+  role     = "roles/run.invoker"
+  member   = local.tasks_invoker_member
+}
+
+# Cloud Scheduler calls the sweeper with an OIDC token of the same identity:
+# the sweeper authenticates its caller like a task target does (the token's
+# email must be TASKS_SERVICE_ACCOUNT), so only Scheduler or a task may run it.
+resource "google_cloud_run_v2_service_iam_member" "sweeper_scheduler_invoker" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.sweeper.name
   role     = "roles/run.invoker"
   member   = local.tasks_invoker_member
 }

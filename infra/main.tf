@@ -38,6 +38,7 @@ locals {
     worker           = "${var.name_prefix}-worker"
     webhook_trigger  = "${var.name_prefix}-webhook-trigger"
     webhook_delivery = "${var.name_prefix}-webhook-delivery"
+    sweeper          = "${var.name_prefix}-sweeper"
   }
 
   # Each function needs URLs of the others, and the worker / webhook_delivery
@@ -69,10 +70,18 @@ locals {
     THREADS         = tostring(local.api_concurrency)
   }
 
+  # The sweeper checks the audience of Cloud Scheduler's OIDC token against
+  # its own URL.
+  sweeper_timeout_seconds = 120
+  env_sweeper = {
+    SWEEPER_URL = local.function_urls.sweeper
+  }
+
   # Attempts of an image job; the worker fails the job on the last one.
   jobs_queue_max_attempts = 10
 
-  # Environment of every function (all four share one environment). Each key
+  # Environment of every function (all share one environment, plus a few
+  # variables of their own: env_api, env_sweeper). Each key
   # must be a name the code reads (enforced by tests/infra/test_terraform.py).
   # Secrets (GOOGLE_API_KEY, WEBHOOK_SECRET) are added per function in
   # functions.tf from Secret Manager.

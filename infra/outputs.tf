@@ -45,6 +45,7 @@ output "function_service_accounts" {
     worker           = google_service_account.worker.email
     webhook_trigger  = google_service_account.webhook_trigger.email
     webhook_delivery = google_service_account.webhook_delivery.email
+    sweeper          = google_service_account.sweeper.email
   }
 }
 
@@ -54,4 +55,9 @@ output "secret_commands" {
     var.use_vertex_ai ? "" : "printf '%s' \"$GEMINI_API_KEY\" | gcloud secrets versions add ${local.gemini_secret_id} --project=${var.project_id} --data-file=-",
     "openssl rand -hex 32 | tr -d '\\n' | gcloud secrets versions add ${local.webhook_secret_id} --project=${var.project_id} --data-file=-",
   ]))
+}
+
+output "sweeper_url" {
+  description = "URL of the private sweeper function (Cloud Scheduler target and OIDC audience, SWEEPER_URL)."
+  value       = local.function_urls.sweeper
 }

@@ -343,6 +343,17 @@ variable "tasks_logging_sampling_ratio" {
   }
 }
 
+variable "sweeper_schedule" {
+  description = "Cron schedule (UTC) of the Cloud Scheduler job that runs the sweeper."
+  type        = string
+  default     = "*/5 * * * *"
+
+  validation {
+    condition     = length(split(" ", trimspace(var.sweeper_schedule))) == 5
+    error_message = "sweeper_schedule must be a 5-field cron expression such as \"*/5 * * * *\"."
+  }
+}
+
 # ---------------------------------------------------------------------------
 # Webhooks
 # ---------------------------------------------------------------------------

@@ -64,6 +64,7 @@ EXPECTED_ENV = {
     "WORKER_MAX_ATTEMPTS",
     "SSE_MAX_SECONDS",
     "THREADS",
+    "SWEEPER_URL",
 }
 
 # Read directly by Google client libraries (google-genai, google-auth), so the
@@ -85,6 +86,7 @@ FUNCTIONS = {
     "worker": ("worker", "2Gi", 540),
     "webhook_trigger": ("webhook_trigger", "256Mi", 60),
     "webhook_delivery": ("webhook_delivery", "256Mi", 60),
+    "sweeper": ("sweeper", "256Mi", 120),
 }
 
 
@@ -499,6 +501,7 @@ def test_invokers() -> None:
     assert by_function["webhook_trigger"] == {
         "${local.runtime_members.webhook_trigger}"
     }
+    assert by_function["sweeper"] == {"${local.tasks_invoker_member}"}
 
 
 def test_queues() -> None:
@@ -663,3 +666,55 @@ def test_source_zip_ships_the_code_and_the_lock_as_requirements_txt() -> None:
     direct = re.findall(r"^([A-Za-z0-9_.-]+)==", (functions_dir / "requirements.txt").read_text(), flags=re.M)
     normal = {n.lower().replace("_", "-") for n in pinned}
     assert {n.lower().replace("_", "-") for n in direct} <= normal
+
+
+# ---------------------------------------------------------------------------
+# The sweeper and its Cloud Scheduler job
+# ---------------------------------------------------------------------------
+
+
+def test_scheduler_runs_the_sweeper_every_5_minutes_with_oidc() -> None:
+    tf = hcl.tf()
+    job = tf["resource"]["google_cloud_scheduler_job"]["sweeper"]
+    assert hcl.attr(job, "schedule") == "${var.sweeper_schedule}"
+    assert hcl.val(tf["variable"]["sweeper_schedule"]["default"]) == "*/5 * * * *"
+    assert hcl.attr(job, "time_zone") == "Etc/UTC"
+    target = hcl.blocks(job, "http_target")[0]
+    assert hcl.attr(target, "http_method") == "POST"
+    assert "body" not in target and "headers" not in target  # the sweeper reads no body
+    assert hcl.attr(target, "uri") == "${local.function_urls.sweeper}"
+    oidc = hcl.blocks(target, "oidc_token")[0]
+    # The sweeper checks the token like a task's: email TASKS_SERVICE_ACCOUNT,
+    # audience its own URL (SWEEPER_URL).
+    assert hcl.attr(oidc, "service_account_email") == "${google_service_account.tasks_invoker.email}"
+    assert hcl.attr(oidc, "audience") == hcl.attr(target, "uri")
+    sweeper = hcl.functions()["sweeper"]
+    env = hcl.env_of(sweeper)
+    assert env["SWEEPER_URL"] == hcl.attr(target, "uri")
+    assert env["TASKS_SERVICE_ACCOUNT"] == "${google_service_account.tasks_invoker.email}"
+    assert not hcl.blocks(job, "pubsub_target") and not hcl.blocks(job, "app_engine_http_target")
+    timeout = _number(hcl.attr(hcl.blocks(sweeper, "service_config")[0], "timeout_seconds"))
+    deadline = re.fullmatch(r"\$\{local\.(\w+) \+ (\d+)\}s", hcl.attr(job, "attempt_deadline"))
+    assert deadline, hcl.attr(job, "attempt_deadline")
+    assert _number(f"${{local.{deadline.group(1)} + {deadline.group(2)}}}") > timeout
+    assert "cloudscheduler.googleapis.com" in tf["locals"]["apis"]
+
+
+def test_sweeper_is_private_with_least_privilege() -> None:
+    sweeper = hcl.functions()["sweeper"]
+    service = hcl.blocks(sweeper, "service_config")[0]
+    assert hcl.attr(service, "ingress_settings") == "${var.private_ingress}"
+    assert hcl.attr(service, "max_instance_count") == 1
+    assert hcl.attr(service, "service_account_email") == "${google_service_account.sweeper.email}"
+    assert not hcl.blocks(sweeper, "event_trigger")
+    # Its own identity and exactly these grants (every one used: test_iam.py).
+    from tests.infra.test_iam import bindings
+
+    grants = sorted((b.role, b.scope) for b in bindings() if b.principal == "sweeper")
+    assert grants == [
+        ("roles/cloudtasks.enqueuer", "queue:jobs"),
+        ("roles/datastore.user", "project"),
+        ("roles/iam.serviceAccountUser", "serviceAccount:tasks_invoker"),
+    ]
+    invokers = {b.principal for b in bindings() if b.scope == "service:sweeper"}
+    assert invokers == {"tasks_invoker"}
