@@ -147,4 +147,11 @@ resource "google_storage_bucket_object" "functions_source" {
   bucket       = google_storage_bucket.source.name
   source       = data.archive_file.functions_source.output_path
   content_type = "application/zip"
+
+  lifecycle {
+    precondition {
+      condition     = length(local.functions_missing_built_files) == 0
+      error_message = "Missing from functions/: ${join(", ", local.functions_missing_built_files)}. Run `make web` (Node.js) before deploying: the api serves the playground from it."
+    }
+  }
 }

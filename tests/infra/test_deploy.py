@@ -41,6 +41,7 @@ exit 0
 # `make web` builds the playground's bundle into functions/ before anything is zipped.
 MAKE_STUB = f"""#!/usr/bin/env bash
 printf '%s{SEP}' "$@" >> "$STUB_LOG.make"; echo >> "$STUB_LOG.make"
+[[ -z "${{MAKE_FAILS:-}}" ]] || exit 2
 exit 0
 """
 
@@ -207,6 +208,13 @@ def test_generates_the_webhook_secret_and_stops_without_the_gemini_key() -> None
                        env={"SECRETS_WITHOUT_VERSION": "gemini-api-key", "GEMINI_API_KEY": "k"})
     assert with_key.returncode == 0, with_key.stderr
     assert ["secrets", "versions", "add", "gemini-api-key", "--project=my-project", "--data-file=-"] in with_key.gcloud
+
+
+def test_a_failed_bundle_build_stops_before_terraform() -> None:
+    run = _deploy("my-project", "us-central1", env={"MAKE_FAILS": "1"})
+    assert run.returncode != 0
+    assert run.make == [["-C", "..", "--no-print-directory", "web"]]
+    assert run.terraform == []
 
 
 def test_usage_without_arguments() -> None:

@@ -640,7 +640,12 @@ def _console(expressions: dict[str, str]) -> dict[str, object]:
 
 
 def test_source_zip_ships_the_code_and_the_lock_as_requirements_txt() -> None:
-    found = _console({"files": "local.functions_source_files", "lock": "local.functions_lock_file"})
+    found = _console({
+        "files": "local.functions_source_files",
+        "lock": "local.functions_lock_file",
+        "built": "local.functions_built_files",
+        "missing": "local.functions_missing_built_files",
+    })
     files, lock_name = found["files"], found["lock"]
     functions_dir = REPO / "functions"
     expected = {
@@ -650,6 +655,12 @@ def test_source_zip_ships_the_code_and_the_lock_as_requirements_txt() -> None:
     } - {"requirements.txt", lock_name}
     assert set(files) == expected
     assert "main.py" in files and "imagegen/api/router.py" in files
+    # Built files (make web) must be there to deploy: the plan fails otherwise.
+    assert found["built"] == ["imagegen/api/static/playground.js"]
+    assert found["missing"] == [f for f in found["built"] if not (functions_dir / f).is_file()]
+    zip_object = hcl.tf()["resource"]["google_storage_bucket_object"]["functions_source"]
+    precondition = hcl.blocks(hcl.blocks(zip_object, "lifecycle")[0], "precondition")[0]
+    assert hcl.attr(precondition, "condition") == "${length(local.functions_missing_built_files) == 0}"
     for name in files:  # archive_file `source` blocks carry text (file() reads UTF-8)
         (functions_dir / name).read_text(encoding="utf-8")
     archive = hcl.tf()["data"]["archive_file"]["functions_source"]
