@@ -66,7 +66,11 @@ class Settings:
     vertex_location: str
     """``GOOGLE_CLOUD_LOCATION`` (default ``global``)."""
     gemini_model: str
-    """``GEMINI_MODEL`` (default ``gemini-3.1-flash-image``)."""
+    """``GEMINI_MODEL`` (default ``gemini-3.1-flash-image``): the model of jobs that name none."""
+    gemini_models: str
+    """``GEMINI_MODELS``: ``alias=model,...`` a request's ``model`` may name (default flash and pro)."""
+    gemini_model_fallbacks: str
+    """``GEMINI_MODEL_FALLBACKS``: models tried in order when one is not found or shut down."""
     gemini_standin_url: str
     """``GEMINI_STANDIN_URL``: used only when no key and no Vertex."""
     gemini_timeout_seconds: int
@@ -202,6 +206,8 @@ def load_settings() -> Settings:
         use_vertex=_env_bool("GOOGLE_GENAI_USE_VERTEXAI", False),
         vertex_location=_env("GOOGLE_CLOUD_LOCATION", "global"),
         gemini_model=_env("GEMINI_MODEL", "gemini-3.1-flash-image"),
+        gemini_models=_env("GEMINI_MODELS", "flash=gemini-3.1-flash-image,pro=gemini-3-pro-image"),
+        gemini_model_fallbacks=_env("GEMINI_MODEL_FALLBACKS"),
         gemini_standin_url=_env("GEMINI_STANDIN_URL"),
         gemini_timeout_seconds=_env_int("GEMINI_TIMEOUT_SECONDS", 90),
         gemini_retry_attempts=_env_int("GEMINI_RETRY_ATTEMPTS", 5),

@@ -110,6 +110,15 @@ class GenerateRequest(BaseModel):
     quality: Literal["standard", "high", "ultra"] = Field(
         default="high", description="Qualité de génération"
     )
+    model: str | None = Field(
+        default=None,
+        max_length=128,
+        description=(
+            "Modèle Gemini : un nom ou un alias de GEMINI_MODELS (ex. flash, pro); "
+            "défaut GEMINI_MODEL. Le modèle exact qui a tourné est dans metadata.model_name"
+        ),
+        examples=["pro"],
+    )
     webhook_url: str | None = Field(
         default=None,
         max_length=MAX_URL_CHARS,
@@ -151,6 +160,22 @@ class GenerateRequest(BaseModel):
     @classmethod
     def _choices(cls, value: Any, info: Any) -> Any:
         return _check_choice(info.field_name, value, _CHOICES[info.field_name])
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model(cls, value: Any) -> Any:
+        """An allowed name or alias, stored as the exact model it names."""
+        if value is None:
+            return None
+        from imagegen.config import load_settings
+        from imagegen.generation.model_catalog import allowed_models, resolve
+
+        settings = load_settings()
+        exact = resolve(value, settings) if isinstance(value, str) else None
+        if exact is None:
+            names = ", ".join(allowed_models(settings))
+            raise _invalid(f"model doit être l'un des modèles autorisés : {names}")
+        return exact
 
     @field_validator("webhook_events", mode="before")
     @classmethod

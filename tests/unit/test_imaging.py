@@ -6,9 +6,12 @@ import io
 import itertools
 
 import pytest
-from imagegen.generation import imaging
+from imagegen.generation import imaging, model_catalog
 from imagegen.models import FORMATS, QUALITIES, SIZES
 from PIL import Image
+
+
+FLASH = model_catalog.spec("gemini-3.1-flash-image")
 
 
 def png(width: int, height: int, mode: str = "RGB") -> bytes:
@@ -19,18 +22,22 @@ def png(width: int, height: int, mode: str = "RGB") -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("size", "quality", "expected"),
+    ("model", "size", "quality", "expected"),
     [
-        ("512x512", "standard", ("1:1", "1K")),
-        ("1024x1024", "high", ("1:1", "1K")),
-        ("1024x1024", "ultra", ("1:1", "2K")),
-        ("1792x1024", "standard", ("16:9", "1K")),
-        ("1792x1024", "high", ("16:9", "2K")),
-        ("1792x1024", "ultra", ("16:9", "2K")),
+        ("gemini-3.1-flash-image", "512x512", "standard", ("1:1", "1K")),
+        ("gemini-3.1-flash-image", "1024x1024", "high", ("1:1", "1K")),
+        ("gemini-3.1-flash-image", "1024x1024", "ultra", ("1:1", "4K")),
+        ("gemini-3.1-flash-image", "1792x1024", "standard", ("16:9", "1K")),
+        ("gemini-3.1-flash-image", "1792x1024", "high", ("16:9", "2K")),
+        ("gemini-3.1-flash-image", "1792x1024", "ultra", ("16:9", "4K")),
+        ("gemini-3-pro-image", "512x512", "ultra", ("1:1", "4K")),
+        # Without 4K, ultra takes the largest tier the model has below it.
+        ("gemini-2.5-flash-image", "1792x1024", "ultra", ("16:9", "1K")),
+        ("gemini-future-image", "1792x1024", "ultra", ("16:9", "2K")),
     ],
 )
-def test_plan_maps_size_and_quality(size: str, quality: str, expected: tuple[str, str]) -> None:
-    plan = imaging.plan(size, quality)
+def test_plan_maps_size_and_quality(model: str, size: str, quality: str, expected: tuple[str, str]) -> None:
+    plan = imaging.plan(size, quality, model_catalog.spec(model))
     assert (plan.aspect_ratio, plan.image_size) == expected
     assert f"{plan.width}x{plan.height}" == size
 
@@ -38,7 +45,7 @@ def test_plan_maps_size_and_quality(size: str, quality: str, expected: tuple[str
 @pytest.mark.parametrize(("size", "fmt", "quality"), list(itertools.product(SIZES, FORMATS, QUALITIES)))
 def test_render_gives_exact_size_and_format(size: str, fmt: str, quality: str) -> None:
     source = png(1376, 768) if size == "1792x1024" else png(1024, 1024)
-    encoded = imaging.render(source, imaging.plan(size, quality), fmt, quality)
+    encoded = imaging.render(source, imaging.plan(size, quality, FLASH), fmt, quality)
     decoded = Image.open(io.BytesIO(encoded.data))
     assert decoded.format == fmt
     assert f"{decoded.width}x{decoded.height}" == size == encoded.dimensions
@@ -52,7 +59,7 @@ def test_render_crops_instead_of_stretching() -> None:
     image.paste((0, 0, 255), (500, 0, 1000, 1000))
     out = io.BytesIO()
     image.save(out, "PNG")
-    encoded = imaging.render(out.getvalue(), imaging.plan("1792x1024", "high"), "PNG", "high")
+    encoded = imaging.render(out.getvalue(), imaging.plan("1792x1024", "high", FLASH), "PNG", "high")
     result = Image.open(io.BytesIO(encoded.data)).convert("RGB")
     assert result.getpixel((10, 512)) == (255, 0, 0)
     assert result.getpixel((1780, 512)) == (0, 0, 255)
@@ -60,14 +67,14 @@ def test_render_crops_instead_of_stretching() -> None:
 
 def test_alpha_kept_for_png_and_dropped_for_jpeg() -> None:
     source = png(1024, 1024, "RGBA")
-    target = imaging.plan("512x512", "high")
+    target = imaging.plan("512x512", "high", FLASH)
     assert Image.open(io.BytesIO(imaging.render(source, target, "PNG", "high").data)).mode == "RGBA"
     assert Image.open(io.BytesIO(imaging.render(source, target, "JPEG", "high").data)).mode == "RGB"
 
 
 def test_corrupt_bytes_refused() -> None:
     with pytest.raises(imaging.ImageError):
-        imaging.render(b"not an image", imaging.plan("512x512", "high"), "PNG", "high")
+        imaging.render(b"not an image", imaging.plan("512x512", "high", FLASH), "PNG", "high")
 
 
 def test_decompression_bomb_refused_before_decoding() -> None:

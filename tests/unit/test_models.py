@@ -25,8 +25,8 @@ def messages(body: dict) -> dict[str, str]:
 
 
 def test_defaults_are_the_seeds() -> None:
-    request = GenerateRequest.model_validate({"prompt": "Un chat"})
-    assert request.model_dump() == {
+    request = GenerateRequest.model_validate({"prompt": "Un chat"}).model_dump()
+    seed_fields = {
         "prompt": "Un chat",
         "input_image_url": None,
         "num_images": 1,
@@ -37,6 +37,9 @@ def test_defaults_are_the_seeds() -> None:
         "webhook_url": None,
         "webhook_events": None,
     }
+    assert {name: request[name] for name in seed_fields} == seed_fields
+    # Fields added beside the seed's change nothing unless sent.
+    assert {name: value for name, value in request.items() if name not in seed_fields and value} == {}
 
 
 @pytest.mark.parametrize(

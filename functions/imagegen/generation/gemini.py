@@ -50,6 +50,8 @@ class GeneratedImage:
     mime_type: str
     input_tokens: int
     output_tokens: int
+    model: str
+    """The exact model that made the image."""
     model_version: str
 
 
@@ -105,13 +107,17 @@ def _client() -> Any:
 
 
 def generate_image(
-    prompt: str, aspect_ratio: str, image_size: str, source: SourceImage | None = None
+    prompt: str,
+    aspect_ratio: str,
+    image_size: str,
+    source: SourceImage | None = None,
+    *,
+    model: str,
 ) -> GeneratedImage:
-    """One image from the configured model, or ``GeminiError``."""
+    """One image from ``model``, or ``GeminiError``."""
     import httpx2
     from google.genai import errors, types
 
-    settings = load_settings()
     contents: list[Any] = [prompt]
     if source is not None:
         contents.insert(0, types.Part.from_bytes(data=source.data, mime_type=source.mime_type))
@@ -120,14 +126,12 @@ def generate_image(
         image_config=types.ImageConfig(aspect_ratio=aspect_ratio, image_size=image_size),
     )
     try:
-        response = _client().models.generate_content(
-            model=settings.gemini_model, contents=contents, config=config
-        )
+        response = _client().models.generate_content(model=model, contents=contents, config=config)
     except errors.APIError as exc:
         raise _api_error(exc) from exc
     except httpx2.TransportError as exc:  # after the SDK's retries
         raise GeminiError("Service Gemini injoignable, réessayez plus tard", "transport") from exc
-    return _image_from(response)
+    return _image_from(response, model)
 
 
 def _api_error(exc: Any) -> GeminiError:
@@ -143,7 +147,7 @@ def _api_error(exc: Any) -> GeminiError:
     return GeminiError(f"Requête refusée par Gemini : {exc.message}", "rejected")
 
 
-def _image_from(response: Any) -> GeneratedImage:
+def _image_from(response: Any, model: str) -> GeneratedImage:
     feedback = response.prompt_feedback
     if feedback is not None and feedback.block_reason:
         reason = getattr(feedback.block_reason, "value", feedback.block_reason)
@@ -167,5 +171,6 @@ def _image_from(response: Any) -> GeneratedImage:
         mime_type=image.mime_type or "image/png",
         input_tokens=(usage.prompt_token_count or 0) if usage else 0,
         output_tokens=(usage.candidates_token_count or 0) if usage else 0,
-        model_version=response.model_version or load_settings().gemini_model,
+        model=model,
+        model_version=response.model_version or model,
     )

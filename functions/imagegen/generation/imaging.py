@@ -2,16 +2,20 @@
 
 Gemini image models take an aspect ratio and an ``image_size`` tier (1K, 2K,
 4K), not pixel sizes, so each seed size maps to the closest aspect ratio and
-a tier at least as large as the target; the result is then cover-resized
-(scaled to fill, centre-cropped) to the exact dimensions and encoded.
+a tier at least as large as the target (``ultra`` asks for 4K where the
+model offers it: ``model_catalog``); the result is then cover-resized (scaled
+to fill, centre-cropped) to the exact dimensions and encoded.
 
 =========  ======  =============================================
 size       ratio   tier per quality (standard / high / ultra)
 =========  ======  =============================================
-512x512    1:1     1K / 1K / 2K
-1024x1024  1:1     1K / 1K / 2K
-1792x1024  16:9    1K / 2K / 2K
+512x512    1:1     1K / 1K / 4K (2K without 4K)
+1024x1024  1:1     1K / 1K / 4K (2K without 4K)
+1792x1024  16:9    1K / 2K / 4K (2K without 4K)
 =========  ======  =============================================
+
+A model that lacks a tier gets the largest it has below it
+(``ModelSpec.tier``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import io
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps
+
+from imagegen.generation.model_catalog import ModelSpec
 
 # Bound on decoded pixels for anything we open (model output or user input):
 # 4K 21:9 output is 6336x2688 = 17 Mpx; 40 Mpx leaves room and refuses bombs.
@@ -30,13 +36,13 @@ _ASPECT = {"512x512": "1:1", "1024x1024": "1:1", "1792x1024": "16:9"}
 _TIER = {
     ("512x512", "standard"): "1K",
     ("512x512", "high"): "1K",
-    ("512x512", "ultra"): "2K",
+    ("512x512", "ultra"): "4K",
     ("1024x1024", "standard"): "1K",
     ("1024x1024", "high"): "1K",
-    ("1024x1024", "ultra"): "2K",
+    ("1024x1024", "ultra"): "4K",
     ("1792x1024", "standard"): "1K",
     ("1792x1024", "high"): "2K",
-    ("1792x1024", "ultra"): "2K",
+    ("1792x1024", "ultra"): "4K",
 }
 _CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
@@ -71,9 +77,10 @@ class EncodedImage:
         return f"{self.width}x{self.height}"
 
 
-def plan(size: str, quality: str) -> Plan:
+def plan(size: str, quality: str, model: ModelSpec) -> Plan:
+    """The aspect ratio and the tier ``model`` offers for ``size`` at ``quality``."""
     width, height = (int(side) for side in size.split("x"))
-    return Plan(_ASPECT[size], _TIER[(size, quality)], width, height)
+    return Plan(_ASPECT[size], model.tier(_TIER[(size, quality)]), width, height)
 
 
 def open_image(data: bytes) -> Image.Image:

@@ -31,7 +31,7 @@ from typing import Any
 import flask
 
 from imagegen import job_store, storage, task_auth
-from imagegen.generation import gemini, imaging, source_image
+from imagegen.generation import gemini, imaging, model_catalog, source_image
 from imagegen.generation.timings import JobTimings
 from imagegen.config import load_settings
 from imagegen.http import error_response, json_response, request_context
@@ -145,7 +145,8 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
     timings.lap("storage")  # the claim
     job_id = job["job_id"]
     request = job["request"]
-    target = imaging.plan(request["size"], request["quality"])
+    model = request.get("model") or load_settings().gemini_model  # jobs from before `model`
+    target = imaging.plan(request["size"], request["quality"], model_catalog.spec(model))
     prompt = gemini.compose_prompt(request["prompt"], request["style"])
     started = time.monotonic()
     try:
@@ -165,7 +166,9 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
     def make(index: int) -> None:
         timer = timings.image()
         with timer.phase("model"):
-            generated = gemini.generate_image(prompt, target.aspect_ratio, target.image_size, source)
+            generated = gemini.generate_image(
+                prompt, target.aspect_ratio, target.image_size, source, model=model
+            )
         with timer.phase("post_processing"):
             encoded = imaging.render(generated.data, target, request["format"], request["quality"])
         name = storage.object_name(job_id, index, encoded.extension)
@@ -179,6 +182,7 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
             "description": request["prompt"],
             "input_tokens": generated.input_tokens,
             "output_tokens": generated.output_tokens,
+            "model": generated.model,
             "model_version": generated.model_version,
         }
         with lock:
@@ -216,7 +220,7 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
     timings.lap("storage")
     ordered = [images[str(i)] for i in range(1, total + 1)]
     metadata = {
-        "model_name": load_settings().gemini_model,
+        "model_name": ordered[0].get("model") or model,
         "version": ordered[0]["model_version"],
         "generation_time_seconds": round(time.monotonic() - started, 2),
         "input_tokens": sum(image["input_tokens"] for image in ordered),
