@@ -41,7 +41,7 @@ def test_style_is_folded_into_the_prompt(api: Any, standin: Any, style: str) -> 
 
 @pytest.mark.parametrize(
     ("size", "quality", "tier"),
-    [("1024x1024", "standard", "1K"), ("1024x1024", "high", "1K"), ("1024x1024", "ultra", "2K"),
+    [("1024x1024", "standard", "1K"), ("1024x1024", "high", "1K"), ("1024x1024", "ultra", "4K"),
      ("1792x1024", "high", "2K"), ("512x512", "standard", "1K")],
 )
 def test_quality_maps_to_image_size(api: Any, standin: Any, size: str, quality: str, tier: str) -> None:
