@@ -131,6 +131,8 @@ def test_cancel_while_running(visit: Visit, standin: Any, api: Any) -> None:
     page.check("input[name=num_images][value='4']", force=True)
     page.click("#submit")
     page.wait_for_selector("#job-status[data-status=GENERATING]")
+    page.set_viewport_size(PHONE)
+    page.screenshot(path=artifact("playground-running-phone.png"))
     page.click("#cancel")
     page.wait_for_selector("#job-status[data-status=CANCELLED]")
     job_id = page.inner_text("#job-id")
