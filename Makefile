@@ -1,5 +1,5 @@
 # Local development, tests and deployment. Every target works on a fresh clone:
-# `setup` builds the three virtual environments it needs on first use.
+# `setup` builds the two virtual environments it needs on first use.
 #
 #   make run      start the local stack in the foreground (Ctrl-C stops it)
 #   make up       start it in the background; `make down` stops it; `make status`
@@ -15,12 +15,9 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 VENV := .venv
-TASKS_VENV := .venv-tasks
 IAC_VENV := .venv-iac
 
-# The Cloud Tasks emulator pins protobuf<5, and checkov pins its own
-# dependencies: each gets a virtual environment of its own.
-TASKS_EMULATOR_VERSION := 0.6.2
+# checkov pins its own dependencies: it gets a virtual environment of its own.
 CHECKOV_VERSION := 3.3.30
 PYTHON_HCL2_VERSION := 8.1.4
 
@@ -34,7 +31,6 @@ LOCK := functions/requirements.lock
 
 # A stamp file per environment: rebuilt only when its requirements change.
 VENV_STAMP := $(VENV)/.installed
-TASKS_STAMP := $(TASKS_VENV)/.installed-$(TASKS_EMULATOR_VERSION)
 IAC_STAMP := $(IAC_VENV)/.installed-$(CHECKOV_VERSION)-$(PYTHON_HCL2_VERSION)
 
 .PHONY: help setup web run up down status test bench lock check-infra deploy clean
@@ -42,7 +38,7 @@ IAC_STAMP := $(IAC_VENV)/.installed-$(CHECKOV_VERSION)-$(PYTHON_HCL2_VERSION)
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
-setup: $(VENV_STAMP) $(TASKS_STAMP) $(IAC_STAMP)
+setup: $(VENV_STAMP) $(IAC_STAMP)
 
 $(VENV_STAMP): requirements.txt $(LOCK)
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -57,12 +53,6 @@ lock: $(VENV_STAMP)
 	$(VENV)/bin/uv pip compile --quiet --generate-hashes --python-version $(RUNTIME_PYTHON) \
 		--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" \
 		functions/requirements.txt -o $(LOCK)
-
-$(TASKS_STAMP):
-	@test -x $(TASKS_VENV)/bin/python || $(PYTHON) -m venv $(TASKS_VENV)
-	$(TASKS_VENV)/bin/python -m pip install $(PIP_FLAGS) gcloud-tasks-emulator==$(TASKS_EMULATOR_VERSION)
-	@rm -f $(TASKS_VENV)/.installed-*
-	@touch $@
 
 $(IAC_STAMP):
 	@test -x $(IAC_VENV)/bin/python || $(PYTHON) -m venv $(IAC_VENV)
@@ -123,5 +113,5 @@ deploy:
 
 clean:
 	-@$(MAKE) --no-print-directory down
-	rm -rf $(VENV) $(TASKS_VENV) $(IAC_VENV) .stack .pytest_cache $(TS_DIR)/node_modules $(TS_DIR)/dist $(OPENAPI_SNAPSHOT) $(WEB_BUNDLE)*
+	rm -rf $(VENV) $(IAC_VENV) .stack .pytest_cache $(TS_DIR)/node_modules $(TS_DIR)/dist $(OPENAPI_SNAPSHOT) $(WEB_BUNDLE)*
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

@@ -3,8 +3,9 @@
 One ``Stack`` starts, in this order (each phase waits until it is ready):
 
 1. the emulators: Firestore (the emulator jar gcloud ships), Cloud Storage (gcp-storage-emulator),
-   Cloud Tasks (gcloud-tasks-emulator, in its own ``.venv-tasks``), the
-   Gemini stand-in (``emulator.gemini_standin``) and the Eventarc relay
+   Cloud Tasks (``emulator.cloud_tasks``: queues from ``infra/``, OIDC tokens
+   whose certificates it serves on the ``tasks_oidc`` port), the Gemini
+   stand-in (``emulator.gemini_standin``) and the Eventarc relay
    (``emulator.eventarc_relay``). Firestore is ready once it answers and holds
    the ``document.written`` trigger on the jobs collection, which it delivers to
    the relay; the relay forwards each event to ``webhook_trigger`` as Eventarc
@@ -33,7 +34,6 @@ import ctypes
 import json
 import logging
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -64,6 +64,7 @@ _BASE_PORTS: dict[str, int] = {
     "tasks": 9013,
     "sweeper": 9014,
     "relay": 9015,
+    "tasks_oidc": 9016,
 }
 # STACK_PORT_OFFSET moves the whole stack (API 9006 + offset, ...) so that two
 # stacks can run side by side on one machine (parallel development checkouts);
@@ -78,10 +79,8 @@ DEFAULT_LOCATION = "us-central1"
 DEFAULT_JOBS_QUEUE = "image-jobs"
 DEFAULT_WEBHOOK_QUEUE = "webhook-deliveries"
 DEFAULT_BUCKET = "imagegen-local-images"
-# The emulator retries a failed task at once, forever by default; production
-# gives up after 10 attempts (infra/tasks.tf), so 9 retries here; the env
-# var TASKS_EMULATOR_MAX_RETRIES (or an override) changes it, -1 = forever.
-DEFAULT_TASKS_MAX_RETRIES = "9"
+# The identity of the tasks' OIDC tokens (TASKS_SERVICE_ACCOUNT), as in production.
+DEFAULT_TASKS_SERVICE_ACCOUNT = f"imagegen-tasks@{DEFAULT_PROJECT}.iam.gserviceaccount.com"
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -237,7 +236,6 @@ class Stack:
         self._started = False
         self._atexit_registered = False
         self.timings: dict[str, float] = {}
-        self._shared_secret = ""
         self._env: dict[str, str] = {}
         self.real_gemini_reason = ""
         self._build_env()
@@ -257,9 +255,8 @@ class Stack:
             reasons.insert(0, "GOOGLE_GENAI_USE_VERTEXAI=true")
         self.real_gemini_reason = ", ".join(reasons)
 
-        self._shared_secret = (self._overrides.get("TASKS_SHARED_SECRET") or "").strip() or (
-            secrets.token_urlsafe(32)
-        )
+        from emulator.cloud_tasks.oidc import CERTS_PATH
+
         stack_env = {
             "GOOGLE_CLOUD_PROJECT": DEFAULT_PROJECT,
             "FIRESTORE_EMULATOR_HOST": f"{HOST}:{self._ports['firestore']}",
@@ -273,7 +270,9 @@ class Stack:
             "SWEEPER_URL": f"http://{HOST}:{self._ports['sweeper']}/",
             "WEBHOOK_DELIVERY_URL": f"http://{HOST}:{self._ports['webhook_delivery']}/",
             "PUBLIC_BASE_URL": f"http://localhost:{self._ports['api']}",
-            "TASKS_SHARED_SECRET": self._shared_secret,
+            "TASKS_SERVICE_ACCOUNT": DEFAULT_TASKS_SERVICE_ACCOUNT,
+            "OIDC_CERTS_URL": f"http://{HOST}:{self._ports['tasks_oidc']}{CERTS_PATH}",
+            "WORKER_MAX_ATTEMPTS": self._jobs_queue_max_attempts(probe),
             "PYTHONUNBUFFERED": "1",
         }
         if not self.real_gemini_reason:
@@ -289,10 +288,21 @@ class Stack:
         """The environment of every function process (and the relay)."""
         return dict(self._env)
 
+    @staticmethod
+    def _jobs_queue_max_attempts(env: Mapping[str, str | None]) -> str:
+        """The jobs queue's ``max_attempts`` (infra/ and ``TASKS_QUEUE_OVERRIDES``): the
+        worker's ``WORKER_MAX_ATTEMPTS``, as infra/ sets it in production."""
+        from emulator.cloud_tasks import config as tasks_config
+
+        name = env.get("TASKS_QUEUE") or DEFAULT_JOBS_QUEUE
+        overrides = env.get(tasks_config.OVERRIDES_ENV) or ""
+        attempts = tasks_config.queue_configs([name], tasks_config.INFRA_DIR, overrides)[name].max_attempts
+        return str(attempts if attempts > 0 else 2**31 - 1)
+
     @property
-    def shared_secret(self) -> str:
-        """``TASKS_SHARED_SECRET`` of this stack (random per ``Stack``)."""
-        return self._env.get("TASKS_SHARED_SECRET", self._shared_secret)
+    def tasks_oidc_key_file(self) -> Path:
+        """The key the Tasks emulator signs its OIDC tokens with (tests mint theirs with it)."""
+        return self.log_dir / "tasks-oidc-key.pem"
 
     @property
     def gemini_backend(self) -> str:
@@ -374,17 +384,25 @@ class Stack:
             "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "1",
             "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
         }
-        max_retries = env.get("TASKS_EMULATOR_MAX_RETRIES", DEFAULT_TASKS_MAX_RETRIES)
         tasks_argv = [
-            self._venv_bin(".venv-tasks", "gcloud-tasks-emulator"),
-            "start",
-            "-p",
+            self._python(),
+            "-m",
+            "emulator.cloud_tasks",
+            "--host",
+            HOST,
+            "--port",
             str(self._ports["tasks"]),
-            "-r",
-            max_retries,
+            "--certs-port",
+            str(self._ports["tasks_oidc"]),
+            "--project",
+            self.project,
+            "--location",
+            self.location,
+            "--oidc-key-file",
+            str(self.tasks_oidc_key_file),
         ]
         for queue in self.queues:
-            tasks_argv += ["-d", queue]
+            tasks_argv += ["--queue", queue.rsplit("/", 1)[1]]
 
         table: dict[str, _Service] = {
             "firestore": _Service(
@@ -418,7 +436,7 @@ class Stack:
                 "tasks",
                 tasks_argv,
                 self._ports["tasks"],
-                lambda: tcp_answers(self._ports["tasks"]),
+                lambda: tcp_answers(self._ports["tasks"]) and http_get(env["OIDC_CERTS_URL"])[0] == 200,
                 env,
             ),
             "relay": _Service(
@@ -740,10 +758,11 @@ class Stack:
             f"worker:           {u['worker']}",
             f"webhook_trigger:  {u['webhook_trigger']}",
             f"webhook_delivery: {u['webhook_delivery']}",
-            f"sweeper:          {u['sweeper']}  (POST with X-Tasks-Secret: one sweep)",
+            f"sweeper:          {u['sweeper']}  (POST with an OIDC token for TASKS_SERVICE_ACCOUNT: one sweep)",
             f"Firestore:        {u['firestore']}  (FIRESTORE_EMULATOR_HOST={self._env['FIRESTORE_EMULATOR_HOST']})",
             f"Storage:          {u['storage']}/{self.bucket}/OBJECT",
-            f"Cloud Tasks:      {u['tasks']} (gRPC; queues {', '.join(q.rsplit('/', 1)[1] for q in self.queues)})",
+            f"Cloud Tasks:      {u['tasks']} (gRPC; queues {', '.join(q.rsplit('/', 1)[1] for q in self.queues)};"
+            f" OIDC certificates {self._env['OIDC_CERTS_URL']})",
             f"Gemini stand-in:  {u['gemini_standin']}/_standin/health",
             f"Eventarc relay:   {u['relay']}/_relay/stats (Firestore events -> webhook_trigger)",
             f"Gemini backend:   {backend}",

@@ -34,6 +34,8 @@ TEST_OVERRIDES: dict[str, str | None] = {
     # The sweeper runs only when a test calls it; these make its thresholds test-sized.
     "SWEEPER_QUEUE_AFTER_SECONDS": "3",
     "SWEEPER_QUIET_AFTER_SECONDS": "20",
+    # Test-sized backoffs (infra/'s start at 10 s); rates, concurrency and attempts stay infra/'s.
+    "TASKS_QUEUE_OVERRIDES": '{"*": {"min_backoff": "0.5s", "max_backoff": "4s", "max_retry_duration": "0s"}}',
     "WEBHOOK_ENABLED": "false",
     # A raw secret (as in the seed): it signs the operator's WEBHOOK_URL only.
     "WEBHOOK_SECRET": "local-test-webhook-secret",

@@ -1,42 +1,62 @@
-"""Google-style signed tokens for tests: a key pair, its certificate served from loopback."""
+"""Google-style signed tokens for tests: a key pair, its certificate served from loopback,
+and tokens from the local Tasks emulator's own key."""
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
+import contextlib
 import json
 import time
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+import pytest
 from google.auth import crypt
 from google.auth import jwt as google_jwt
 
+from emulator.cloud_tasks.oidc import CERTS_PATH, CertsServer, TokenMinter, new_private_key_pem, self_signed_cert_pem
 from tests.loopback import LoopbackServer, QuietHandler
+
+if TYPE_CHECKING:
+    from emulator.stack import Stack
 
 
 def _key_and_cert(common_name: str) -> tuple[bytes, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return private_pem, cert.public_bytes(serialization.Encoding.PEM)
+    """A new RSA key and a self-signed certificate for ``common_name`` (both PEM)."""
+    private_pem = new_private_key_pem()
+    return private_pem, self_signed_cert_pem(private_pem, common_name).encode()
+
+
+def cloud_tasks_token(stack: Stack, audience: str) -> str:
+    """An OIDC token for a task target, minted as the stack's Tasks emulator mints them (its key)."""
+    minter = TokenMinter.from_key_file(stack.tasks_oidc_key_file)
+    return minter.token(stack.env["TASKS_SERVICE_ACCOUNT"], audience)
+
+
+TASKS_ACCOUNT = "imagegen-tasks@unit-project.iam.gserviceaccount.com"
+
+
+@contextlib.contextmanager
+def emulator_oidc(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], str]]:
+    """The Tasks emulator's minting and certificate server, in process, wired into the
+    functions' settings (``TASKS_SERVICE_ACCOUNT``, ``OIDC_CERTS_URL``); yields ``mint(audience)``."""
+    from imagegen import google_tokens
+    from imagegen.config import load_settings
+
+    minter = TokenMinter(new_private_key_pem())
+    server = CertsServer("127.0.0.1", 0, minter)
+    server.serve_in_background()
+    monkeypatch.setenv("TASKS_SERVICE_ACCOUNT", TASKS_ACCOUNT)
+    monkeypatch.setenv("OIDC_CERTS_URL", f"http://127.0.0.1:{server.server_address[1]}{CERTS_PATH}")
+    load_settings.cache_clear()
+    google_tokens.certs_transport.cache_clear()
+    try:
+        yield lambda audience: minter.token(TASKS_ACCOUNT, audience)
+    finally:
+        server.shutdown()
+        server.server_close()
+        load_settings.cache_clear()
+        google_tokens.certs_transport.cache_clear()
 
 
 class CertServer(LoopbackServer):

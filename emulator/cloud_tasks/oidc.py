@@ -39,7 +39,8 @@ def new_private_key_pem() -> bytes:
 
 
 def self_signed_cert_pem(private_pem: bytes, common_name: str) -> str:
-    """A certificate of the key's public half, valid from yesterday to tomorrow."""
+    """A certificate of the key's public half for ``common_name`` (also its DNS name, so a
+    loopback TLS server can use it), valid from yesterday to tomorrow."""
     key = serialization.load_pem_private_key(private_pem, password=None)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = dt.datetime.now(dt.timezone.utc)
@@ -51,6 +52,7 @@ def self_signed_cert_pem(private_pem: bytes, common_name: str) -> str:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False)
         .sign(key, hashes.SHA256())  # type: ignore[arg-type]
     )
     return cert.public_bytes(serialization.Encoding.PEM).decode()

@@ -117,9 +117,7 @@ class Settings:
     retries (lease + max backoff, ``tests/infra/test_time_budget.py``).
     """
     tasks_service_account: str
-    """``TASKS_SERVICE_ACCOUNT``: identity of the OIDC tokens Cloud Tasks sends (production)."""
-    tasks_shared_secret: str
-    """``TASKS_SHARED_SECRET``: header secret task targets demand locally (no OIDC there)."""
+    """``TASKS_SERVICE_ACCOUNT``: identity of the OIDC tokens Cloud Tasks sends (the local stack sets one)."""
 
     input_image_max_bytes: int
     """``INPUT_IMAGE_MAX_BYTES`` downloaded from ``input_image_url`` (default 20 MB)."""
@@ -159,7 +157,7 @@ class Settings:
     firebase_certs_url: str
     """``FIREBASE_CERTS_URL``: test-only, where token certificates come from (default empty: Google's)."""
     oidc_certs_url: str
-    """``OIDC_CERTS_URL``: test only; keys of Cloud Tasks' OIDC tokens (default Google's)."""
+    """``OIDC_CERTS_URL``: local only; keys of the OIDC tokens (default Google's; the stack: its emulator's)."""
     api_keys_collection: str
     """``API_KEYS_COLLECTION`` of hashed API keys (default ``api_keys``)."""
     api_key_hashes: str
@@ -226,7 +224,6 @@ def load_settings() -> Settings:
         sweeper_queue_after_seconds=_env_int("SWEEPER_QUEUE_AFTER_SECONDS", 60),
         sweeper_quiet_after_seconds=_env_int("SWEEPER_QUIET_AFTER_SECONDS", 1800),
         tasks_service_account=_env("TASKS_SERVICE_ACCOUNT"),
-        tasks_shared_secret=_env("TASKS_SHARED_SECRET"),
         input_image_max_bytes=_env_int("INPUT_IMAGE_MAX_BYTES", 20 * 1024 * 1024),
         allow_private_image_urls=_env_bool("ALLOW_PRIVATE_IMAGE_URLS", False),
         max_request_bytes=_env_int("MAX_REQUEST_BYTES", 64 * 1024),

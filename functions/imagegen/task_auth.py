@@ -1,16 +1,14 @@
 """Only Cloud Tasks may call the task targets (worker, webhook delivery).
 
-Precedence: when ``TASKS_SERVICE_ACCOUNT`` is set (production) the request
-must carry a Google-signed OIDC token whose audience is the target URL,
-issuer Google, and whose verified email is that service account (the keys
-come from ``OIDC_CERTS_URL``, Google's by default; tests serve their own). Otherwise, when ``TASKS_SHARED_SECRET``
-is set (the local stack), the ``X-Tasks-Secret`` header must match it. With
-neither set, every caller is refused: a misconfigured worker fails closed.
+The request must carry a Google-signed OIDC token whose audience is the
+target URL, issuer Google, and whose verified email is ``TASKS_SERVICE_ACCOUNT``
+(the keys come from ``OIDC_CERTS_URL``, Google's by default; the local Tasks
+emulator signs with its own key and serves its certificates). Without
+``TASKS_SERVICE_ACCOUNT`` every caller is refused: a misconfigured target fails closed.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Any
 
@@ -19,7 +17,6 @@ import flask
 from imagegen import google_tokens
 from imagegen.config import load_settings
 from imagegen.http import error_response
-from imagegen.task_queue import SECRET_HEADER
 
 logger = logging.getLogger(__name__)
 
@@ -34,26 +31,21 @@ class Unauthorized(Exception):
 def verify_task_caller(headers: Any, audience: str) -> None:
     """Raise ``Unauthorized`` unless ``headers`` prove the call comes from Cloud Tasks."""
     settings = load_settings()
-    if settings.tasks_service_account:
-        scheme, _, token = headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthorized("jeton OIDC manquant")
-        try:
-            claims = google_tokens.verify(
-                token, audience=audience, certs_url=settings.oidc_certs_url or GOOGLE_OAUTH2_CERTS_URL
-            )
-        except ValueError as exc:
-            raise Unauthorized(f"jeton OIDC invalide : {exc}") from exc
-        if claims.get("iss") not in _ISSUERS or claims.get("email") != settings.tasks_service_account:
-            raise Unauthorized("jeton OIDC d'un autre compte de service")
-        if not claims.get("email_verified", False):
-            raise Unauthorized("adresse du compte de service non vérifiée")
-        return
-    expected = settings.tasks_shared_secret
-    # Compared as bytes: compare_digest refuses non-ASCII str (a TypeError, a 500).
-    sent = headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
-    if not expected or not hmac.compare_digest(sent, expected.encode()):
-        raise Unauthorized("secret de tâche invalide")
+    if not settings.tasks_service_account:
+        raise Unauthorized("TASKS_SERVICE_ACCOUNT n'est pas configuré")
+    scheme, _, token = headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("jeton OIDC manquant")
+    try:
+        claims = google_tokens.verify(
+            token, audience=audience, certs_url=settings.oidc_certs_url or GOOGLE_OAUTH2_CERTS_URL
+        )
+    except ValueError as exc:
+        raise Unauthorized(f"jeton OIDC invalide : {exc}") from exc
+    if claims.get("iss") not in _ISSUERS or claims.get("email") != settings.tasks_service_account:
+        raise Unauthorized("jeton OIDC d'un autre compte de service")
+    if not claims.get("email_verified", False):
+        raise Unauthorized("adresse du compte de service non vérifiée")
 
 
 def refusal(request: flask.Request, audience: str) -> flask.Response | None:

@@ -4,10 +4,9 @@ Tasks are named after the work they carry (a job id, a webhook event id), so
 Cloud Tasks itself refuses a second task for the same work: ``AlreadyExists``
 means the work is already queued and counts as success.
 
-Task targets are authenticated the production way, with an OIDC token minted
-by Cloud Tasks for ``TASKS_SERVICE_ACCOUNT`` (audience = target URL). The
-emulator cannot mint tokens, so locally a shared secret header
-(``TASKS_SHARED_SECRET``) stands in for it.
+Task targets are authenticated with an OIDC token minted by Cloud Tasks for
+``TASKS_SERVICE_ACCOUNT`` (audience = target URL), in production and against
+the local emulator alike.
 """
 
 from __future__ import annotations
@@ -18,9 +17,6 @@ from typing import Any
 from imagegen.clients import tasks_client
 from imagegen.config import load_settings
 from imagegen.logs import TRACE_HEADER, current_trace
-
-SECRET_HEADER = "X-Tasks-Secret"
-
 
 class QueueUnavailable(Exception):
     """The task could not be enqueued; the caller decides what to tell its client."""
@@ -48,8 +44,6 @@ def enqueue_json(queue: str, url: str, payload: dict[str, Any], task_id: str) ->
             "service_account_email": settings.tasks_service_account,
             "audience": url,
         }
-    if settings.tasks_shared_secret:
-        headers[SECRET_HEADER] = settings.tasks_shared_secret
     task = {"name": f"{parent}/tasks/{task_id}", "http_request": http_request}
     try:
         # Named tasks make CreateTask idempotent, so transient errors are safe to retry.

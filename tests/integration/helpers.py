@@ -16,7 +16,8 @@ from typing import Any
 import requests
 from PIL import Image
 
-from emulator.stack import PORTS
+from emulator.stack import PORTS, Stack
+from tests.tokens import cloud_tasks_token
 
 BUCKET = "imagegen-local-images"
 STORAGE = f"http://127.0.0.1:{PORTS['storage']}"
@@ -49,12 +50,14 @@ def fetch_image(url: str) -> tuple[Image.Image, str]:
     return Image.open(io.BytesIO(response.content)), response.headers["Content-Type"]
 
 
-def deliver_task(job_id: str, secret: str, **headers: str) -> requests.Response:
-    """POST a worker task the way Cloud Tasks would (a duplicate delivery)."""
+def deliver_task(stack: Stack, job_id: str, **headers: str) -> requests.Response:
+    """POST a worker task the way Cloud Tasks would (a duplicate delivery), OIDC token included."""
+    worker = stack.env["WORKER_URL"]
     return requests.post(
-        WORKER,
+        worker,
         json={"job_id": job_id},
-        headers={"X-Tasks-Secret": secret, "X-CloudTasks-TaskName": job_id} | headers,
+        headers={"Authorization": f"Bearer {cloud_tasks_token(stack, worker)}", "X-CloudTasks-TaskName": job_id}
+        | headers,
         timeout=60,
     )
 

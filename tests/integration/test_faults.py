@@ -59,7 +59,7 @@ def test_duplicate_delivery_of_a_finished_job_does_nothing(api: Any, standin: An
     job_id = create_job(api, num_images=2)
     api.wait_for_job(job_id)
     before = api.get(f"/api/images/result/{job_id}").json()
-    response = deliver_task(job_id, stack.shared_secret)
+    response = deliver_task(stack, job_id)
     assert response.status_code == 200 and response.json()["outcome"] == "finished"
     assert len(standin.calls()) == 2
     assert api.get(f"/api/images/result/{job_id}").json() == before
@@ -70,7 +70,7 @@ def test_concurrent_duplicate_deliveries_make_each_image_once(api: Any, standin:
     standin.configure(latency_ms=1500)
     job_id = create_job(api, num_images=3)
     with ThreadPoolExecutor(3) as pool:
-        answers = list(pool.map(lambda _: deliver_task(job_id, stack.shared_secret), range(3)))
+        answers = list(pool.map(lambda _: deliver_task(stack, job_id), range(3)))
     status = api.wait_for_job(job_id)
     assert status["status"] == "COMPLETED"
     outcomes = [a.json()["outcome"] for a in answers]
@@ -81,7 +81,7 @@ def test_concurrent_duplicate_deliveries_make_each_image_once(api: Any, standin:
 
 
 @pytest.mark.parametrize(
-    "headers", [{}, {"X-Tasks-Secret": "wrong"}, {"Authorization": "Bearer forged"}]
+    "headers", [{}, {"X-CloudTasks-TaskName": "forged"}, {"Authorization": "Bearer forged"}]
 )
 def test_worker_refuses_callers_other_than_the_queue(api: Any, standin: Any, headers: dict[str, str]) -> None:
     standin.configure(latency_ms=3000)

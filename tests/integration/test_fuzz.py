@@ -401,10 +401,11 @@ def test_hostile_list_parameters_are_400(stack: Stack, query: str) -> None:
     assert json.loads(body)["error"]
 
 
-@pytest.mark.parametrize("secret", ["s\u00e9cret".encode(), "\u2603".encode(), b"\xff\xfe"])
-def test_a_non_ascii_task_secret_is_401(stack: Stack, secret: bytes) -> None:
+@pytest.mark.parametrize("token", ["s\u00e9cret".encode(), "\u2603".encode(), b"\xff\xfe"])
+def test_a_non_ascii_task_token_is_401(stack: Stack, token: bytes) -> None:
     response = requests.post(
-        f"{stack.urls['worker']}/", json={"job_id": "img_abcdefgh"}, headers={"X-Tasks-Secret": secret}, timeout=10
+        f"{stack.urls['worker']}/", json={"job_id": "img_abcdefgh"}, headers={"Authorization": b"Bearer " + token},
+        timeout=10,
     )
     assert response.status_code == 401, response.text[:300]
     assert response.json()["error"] == "Appel non autorisé"

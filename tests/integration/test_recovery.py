@@ -22,7 +22,7 @@ LAST = "9"  # X-CloudTasks-TaskRetryCount of the 10th attempt (WORKER_MAX_ATTEMP
 
 
 def attempt(stack: Stack, job_id: str, retries: str = "0") -> tuple[int, str]:
-    response = deliver_task(job_id, stack.shared_secret, **{"X-CloudTasks-TaskRetryCount": retries})
+    response = deliver_task(stack, job_id, **{"X-CloudTasks-TaskRetryCount": retries})
     return response.status_code, response.json()["outcome"]
 
 

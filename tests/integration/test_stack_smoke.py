@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from emulator.stack import PORTS, Stack, tcp_answers
+from tests.tokens import cloud_tasks_token
 
 
 def test_api_health_answers_json(stack: Stack) -> None:
@@ -25,7 +26,9 @@ def test_functions_get_the_stack_environment(stack: Stack) -> None:
     assert env["FIRESTORE_EMULATOR_HOST"] == f"127.0.0.1:{PORTS['firestore']}"
     assert env["STORAGE_EMULATOR_HOST"] == f"http://127.0.0.1:{PORTS['storage']}"
     assert env["CLOUD_TASKS_EMULATOR_HOST"] == f"127.0.0.1:{PORTS['tasks']}"
-    assert env["TASKS_SHARED_SECRET"] == stack.shared_secret and len(stack.shared_secret) >= 32
+    assert env["TASKS_SERVICE_ACCOUNT"].endswith(".iam.gserviceaccount.com")
+    assert env["OIDC_CERTS_URL"] == f"http://127.0.0.1:{PORTS['tasks_oidc']}/oauth2/v1/certs"
+    assert "TASKS_SHARED_SECRET" not in env
     # The tests never reach real Google: the stand-in is the Gemini backend.
     assert stack.gemini_backend == "stand-in"
     assert env["GEMINI_STANDIN_URL"] == f"http://127.0.0.1:{PORTS['gemini_standin']}"
@@ -109,13 +112,13 @@ def test_killed_worker_comes_back_on_restart(stack: Stack) -> None:
     assert new_pid is not None and new_pid != old_pid
     assert tcp_answers(port)
     assert time.monotonic() - started < 60
-    # The restarted worker is the real function, with this stack's task secret.
+    # The restarted worker is the real function, checking this stack's OIDC tokens.
     resp = requests.post(stack.urls["worker"] + "/", json={}, timeout=10)
     assert resp.status_code == 401, resp.text
     resp = requests.post(
         stack.urls["worker"] + "/",
         json={},  # malformed task body: dropped (200) once the caller is authenticated
-        headers={"X-Tasks-Secret": stack.shared_secret},
+        headers={"Authorization": f"Bearer {cloud_tasks_token(stack, stack.env['WORKER_URL'])}"},
         timeout=10,
     )
     assert resp.status_code == 200, resp.text

@@ -2,8 +2,8 @@
 
 The emulator's process group is frozen (SIGSTOP through the stack's pid for
 "tasks") and resumed (SIGCONT), whichever emulator runs. The sweeper function
-(port 9014 + offset) is called the way Cloud Scheduler would, with the stack's
-task secret. The test stack makes its thresholds short: unqueued jobs are
+(port 9014 + offset) is called the way Cloud Scheduler would, with an OIDC token
+for the stack's ``TASKS_SERVICE_ACCOUNT`` (minted with its Tasks emulator's key). The test stack makes its thresholds short: unqueued jobs are
 queued after 3 s, quiet jobs handled after 20 s (``tests/conftest.py``).
 """
 
@@ -29,15 +29,19 @@ from tests.integration.helpers import (
     stored_objects,
     wait_until,
 )
+from tests.tokens import cloud_tasks_token
 
 GAVE_UP = "Échec de la génération après plusieurs tentatives"
 QUIET_AFTER = 20
 
 
+def scheduler(stack: Stack) -> dict[str, str]:
+    """The Authorization header of Cloud Scheduler's calls to the sweeper."""
+    return {"Authorization": f"Bearer {cloud_tasks_token(stack, stack.env['SWEEPER_URL'])}"}
+
+
 def sweep(stack: Stack) -> dict[str, list[str]]:
-    response = requests.post(
-        f"{stack.urls['sweeper']}/", headers={"X-Tasks-Secret": stack.shared_secret}, timeout=60
-    )
+    response = requests.post(stack.env["SWEEPER_URL"], headers=scheduler(stack), timeout=60)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -107,7 +111,7 @@ def test_the_sweeper_requeues_a_job_whose_worker_was_killed(api: Any, standin: A
     job_id = queued_job(jobs, num_images=2, size="512x512")["job_id"]
     ref = jobs.document(job_id)
     with ThreadPoolExecutor(1) as pool:
-        first = pool.submit(deliver_task, job_id, stack.shared_secret)
+        first = pool.submit(deliver_task, stack, job_id)
         wait_until(lambda: ref.get().get("status") == "GENERATING", 15, "the worker starts the job")
         stack.kill("worker")
         assert isinstance(first.exception(timeout=10), requests.ConnectionError)
@@ -142,8 +146,10 @@ def test_the_sweeper_fails_a_job_its_attempts_could_not_finish(api: Any, standin
 def test_the_sweeper_answers_only_its_scheduler(stack: Stack) -> None:
     url = f"{stack.urls['sweeper']}/"
     assert requests.post(url, timeout=10).status_code == 401
-    assert requests.post(url, headers={"X-Tasks-Secret": "wrong"}, timeout=10).status_code == 401
-    assert requests.get(url, headers={"X-Tasks-Secret": stack.shared_secret}, timeout=10).status_code == 405
+    assert requests.post(url, headers={"Authorization": "Bearer forged"}, timeout=10).status_code == 401
+    worker_token = {"Authorization": f"Bearer {cloud_tasks_token(stack, stack.env['WORKER_URL'])}"}
+    assert requests.post(url, headers=worker_token, timeout=10).status_code == 401  # another audience
+    assert requests.get(url, headers=scheduler(stack), timeout=10).status_code == 405
 
 
 def test_the_sweeper_runs_by_hand(stack: Stack) -> None:

@@ -189,7 +189,7 @@ def test_the_stack_queues_have_infra_settings_and_listen_on_loopback_only(emulat
     )
     retry = jobs.retry_config
     assert (retry.max_attempts, retry.min_backoff, retry.max_backoff, retry.max_doublings) == (
-        10, timedelta(seconds=10), timedelta(seconds=300), 4
+        10, timedelta(seconds=60), timedelta(seconds=300), 4
     )  # fmt: skip
     hooks = emulator.client.get_queue(name=f"{PARENT}/queues/webhook-deliveries", timeout=10)
     assert hooks.retry_config.max_retry_duration == timedelta(days=1)

@@ -30,6 +30,7 @@ from imagegen.webhooks import messages
 from emulator.stack import HOST, Stack, tcp_answers
 from tests.firestore_events import Version, document_event
 from tests.loopback import Received, Receiver
+from tests.tokens import cloud_tasks_token
 
 SEED_COMPLETED_KEYS = {"job_id", "status", "timestamp", "environment", "data"}
 SEED_DATA_KEYS = {"job_id", "images", "metadata", "status", "generated_at"}
@@ -205,7 +206,7 @@ def test_a_live_lease_keeps_a_concurrent_delivery_from_sending(
         return requests.post(
             stack.urls["webhook_delivery"] + "/",
             json={"job_id": job_id, "event_id": event_id},
-            headers={"X-Tasks-Secret": stack.shared_secret},
+            headers={"Authorization": f"Bearer {cloud_tasks_token(stack, stack.env['WEBHOOK_DELIVERY_URL'])}"},
             timeout=30,
         )
 

@@ -1,7 +1,8 @@
-"""Only Cloud Tasks may call the task targets: OIDC in production, a shared secret locally.
+"""Only Cloud Tasks may call the task targets: an OIDC token for the queue's account.
 
 Tokens are signed by a local key whose certificate a loopback server serves
-(``OIDC_CERTS_URL``), the way Google serves its OAuth2 certificates.
+(``OIDC_CERTS_URL``), the way Google serves its OAuth2 certificates; the local
+Tasks emulator's own tokens pass the same check.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from werkzeug.datastructures import Headers
 from imagegen import google_tokens
 from imagegen.config import load_settings
 from imagegen.task_auth import Unauthorized, verify_task_caller
-from tests.tokens import CertServer, TokenSigner
+from tests.tokens import CertServer, TokenSigner, emulator_oidc
 
 ACCOUNT = "imagegen-tasks@my-project.iam.gserviceaccount.com"
 WORKER = "https://imagegen-worker-123456.europe-west1.run.app/"
@@ -32,7 +33,6 @@ def production(monkeypatch: pytest.MonkeyPatch, signer: TokenSigner) -> Iterator
     server = CertServer({signer.kid: signer.cert_pem})
     monkeypatch.setenv("TASKS_SERVICE_ACCOUNT", ACCOUNT)
     monkeypatch.setenv("OIDC_CERTS_URL", server.url)
-    monkeypatch.setenv("TASKS_SHARED_SECRET", "not-used-when-oidc-is-on")
     load_settings.cache_clear()
     google_tokens.certs_transport.cache_clear()
     yield signer
@@ -84,32 +84,29 @@ def test_token_signed_by_another_key_is_refused(production: TokenSigner) -> None
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer"}, {"X-Tasks-Secret": "not-used-when-oidc-is-on"}],
+    [{}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer"}, {"X-CloudTasks-TaskName": "forged"}],
 )
-def test_missing_token_is_refused_even_with_the_local_secret(production: TokenSigner, headers: dict[str, str]) -> None:
+def test_missing_token_is_refused(production: TokenSigner, headers: dict[str, str]) -> None:
     with pytest.raises(Unauthorized):
         verify_task_caller(Headers(headers), audience=WORKER)
 
 
-def test_local_shared_secret_and_fail_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_a_service_account_everyone_is_refused(monkeypatch: pytest.MonkeyPatch, signer: TokenSigner) -> None:
     monkeypatch.delenv("TASKS_SERVICE_ACCOUNT", raising=False)
-    monkeypatch.setenv("TASKS_SHARED_SECRET", "s3cret")
     load_settings.cache_clear()
-    verify_task_caller(Headers({"X-Tasks-Secret": "s3cret"}), audience=WORKER)
-    with pytest.raises(Unauthorized):
-        verify_task_caller(Headers({"X-Tasks-Secret": "s3cre"}), audience=WORKER)
-    monkeypatch.delenv("TASKS_SHARED_SECRET")
-    load_settings.cache_clear()
-    with pytest.raises(Unauthorized):  # neither configured: nobody gets in
-        verify_task_caller(Headers({"X-Tasks-Secret": ""}), audience=WORKER)
+    with pytest.raises(Unauthorized, match="TASKS_SERVICE_ACCOUNT"):  # fails closed
+        verify_task_caller(Headers(cloud_tasks_token(signer)), audience=WORKER)
     load_settings.cache_clear()
 
 
-@pytest.mark.parametrize("sent", ["sécret", "s3cret\u00e9", "\u2603", "s3cr\xff"])
-def test_a_non_ascii_secret_is_refused_not_a_crash(monkeypatch: pytest.MonkeyPatch, sent: str) -> None:
-    monkeypatch.delenv("TASKS_SERVICE_ACCOUNT", raising=False)
-    monkeypatch.setenv("TASKS_SHARED_SECRET", "s3cret")
-    load_settings.cache_clear()
+@pytest.mark.parametrize("sent", ["Bearer sécret", "Bearer s3cret\u00e9", "Bearer \u2603", "Bearer s3cr\xff"])
+def test_a_non_ascii_token_is_refused_not_a_crash(production: TokenSigner, sent: str) -> None:
     with pytest.raises(Unauthorized):
-        verify_task_caller(Headers({"X-Tasks-Secret": sent}), audience=WORKER)
-    load_settings.cache_clear()
+        verify_task_caller(Headers({"Authorization": sent}), audience=WORKER)
+
+
+def test_tokens_of_the_local_tasks_emulator_pass_the_production_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    with emulator_oidc(monkeypatch) as mint:
+        verify_task_caller(Headers({"Authorization": f"Bearer {mint(WORKER)}"}), audience=WORKER)
+        with pytest.raises(Unauthorized, match="invalide"):
+            verify_task_caller(Headers({"Authorization": f"Bearer {mint(WORKER + 'other')}"}), audience=WORKER)

@@ -17,7 +17,7 @@ def test_queues_are_read_from_the_terraform() -> None:
     # variables.tf defaults, locals and literals of tasks.tf, resolved.
     assert queues["image-jobs"] == QueueConfig(
         max_dispatches_per_second=5, max_concurrent_dispatches=20, max_attempts=10,
-        min_backoff=10, max_backoff=300, max_doublings=4, max_retry_duration=0,
+        min_backoff=60, max_backoff=300, max_doublings=4, max_retry_duration=0,
     )  # fmt: skip
     assert queues["webhook-deliveries"] == QueueConfig(
         max_dispatches_per_second=10, max_concurrent_dispatches=50, max_attempts=25,
@@ -39,7 +39,7 @@ def test_backoff_follows_cloud_tasks_documented_example() -> None:
     config = QueueConfig(min_backoff=10, max_backoff=300, max_doublings=3)
     assert [config.retry_delay(n) for n in range(8)] == [10, 20, 40, 80, 160, 240, 300, 300]
     jobs = infra_queues(INFRA)["image-jobs"]  # the comment in infra/tasks.tf
-    assert [jobs.retry_delay(n) for n in range(7)] == [10, 20, 40, 80, 160, 300, 300]
+    assert [jobs.retry_delay(n) for n in range(5)] == [60, 120, 240, 300, 300]
 
 
 def test_attempts_and_retry_duration_must_both_be_spent() -> None:

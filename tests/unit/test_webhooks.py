@@ -21,6 +21,7 @@ from imagegen.webhooks import delivery, messages, signing_secrets, trigger
 from imagegen.config import load_settings
 
 from tests.firestore_events import Version, document_event
+from tests.tokens import emulator_oidc
 
 JOB_ID = "img_unittest0001"
 T0 = datetime(2025, 10, 21, 16, 44, 45, tzinfo=timezone.utc)
@@ -35,7 +36,6 @@ def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A known environment; tests change it with ``monkeypatch`` then ``load_settings.cache_clear()``."""
     for name in ("WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_ENABLED", "ENVIRONMENT", "TASKS_SERVICE_ACCOUNT"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("TASKS_SHARED_SECRET", "unit-secret")
     monkeypatch.setenv("IMAGE_URL_MODE", "api")
     load_settings.cache_clear()
     yield
@@ -356,14 +356,16 @@ def test_send_errors_are_recorded_never_raised(url: str, state: str, error: str)
     assert error in attempt.error
 
 
-def test_delivery_target_refuses_unknown_callers() -> None:
+def test_delivery_target_refuses_unknown_callers(monkeypatch: pytest.MonkeyPatch) -> None:
     import flask
 
     app = flask.Flask(__name__)
     body = {"job_id": JOB_ID, "event_id": "msg_0123456789abcdef01234567"}
-    with app.test_request_context("/", method="POST", json=body):
-        assert delivery.handle_request(flask.request).status_code == 401
     malformed = {"job_id": "../x", "event_id": "msg_0123456789abcdef01234567"}
-    with app.test_request_context("/", method="POST", json=malformed, headers={"X-Tasks-Secret": "unit-secret"}):
-        response = delivery.handle_request(flask.request)
+    with emulator_oidc(monkeypatch) as mint:
+        with app.test_request_context("/", method="POST", json=body):
+            assert delivery.handle_request(flask.request).status_code == 401
+        token = mint(load_settings().webhook_delivery_url)
+        with app.test_request_context("/", method="POST", json=malformed, headers={"Authorization": f"Bearer {token}"}):
+            response = delivery.handle_request(flask.request)
     assert (response.status_code, response.get_json()) == (200, {"state": "dropped"})
