@@ -91,6 +91,17 @@ def delivery_record(db: Any, job_id: str, event_id: str, timeout: float = 10) ->
     return record
 
 
+def deliver_webhook(stack: Stack, job_id: str, event_id: str) -> requests.Response:
+    """POST a delivery task to ``webhook_delivery`` as Cloud Tasks would, OIDC token included."""
+    target = stack.env["WEBHOOK_DELIVERY_URL"]
+    return requests.post(
+        target,
+        json={"job_id": job_id, "event_id": event_id},
+        headers={"Authorization": f"Bearer {cloud_tasks_token(stack, target)}"},
+        timeout=30,
+    )
+
+
 def test_completed_webhook_has_the_seed_shape_and_a_valid_signature(
     api: Any, standin: Any, receiver: Receiver, secret: str, firestore_db: Any
 ) -> None:
@@ -202,18 +213,10 @@ def test_a_live_lease_keeps_a_concurrent_delivery_from_sending(
         "state": "sending", "lease_expires_at": now + timedelta(seconds=60), "attempts": 0,
     })  # fmt: skip
 
-    def deliver() -> requests.Response:
-        return requests.post(
-            stack.urls["webhook_delivery"] + "/",
-            json={"job_id": job_id, "event_id": event_id},
-            headers={"Authorization": f"Bearer {cloud_tasks_token(stack, stack.env['WEBHOOK_DELIVERY_URL'])}"},
-            timeout=30,
-        )
-
-    assert deliver().status_code == 409
+    assert deliver_webhook(stack, job_id, event_id).status_code == 409
     ref.update({"lease_expires_at": now - timedelta(seconds=1)})  # the other sender died
-    assert deliver().status_code == 200
-    assert deliver().status_code == 200  # delivered: a no-op
+    assert deliver_webhook(stack, job_id, event_id).status_code == 200
+    assert deliver_webhook(stack, job_id, event_id).status_code == 200  # delivered: a no-op
     assert len(receiver.received(url)) == 1
     record = ref.get().to_dict()
     assert (record["state"], record["attempts"], record["lease_token"]) == ("delivered", 1, None)
@@ -231,12 +234,7 @@ def test_an_unsendable_record_is_abandoned_with_its_error(
     job_id, event_id = f"img_{uuid.uuid4().hex[:16]}", f"msg_{uuid.uuid4().hex[:24]}"
     ref = record_ref(firestore_db, job_id, event_id)
     ref.set({"event_id": event_id, "event": "completed", "url": url, "payload": "{}", "state": "pending", "attempts": 0})
-    response = requests.post(
-        stack.urls["webhook_delivery"] + "/",
-        json={"job_id": job_id, "event_id": event_id},
-        headers={"X-Tasks-Secret": stack.shared_secret},
-        timeout=30,
-    )
+    response = deliver_webhook(stack, job_id, event_id)
     assert (response.status_code, response.json()["state"]) == (200, "abandoned")
     record = ref.get().to_dict()
     assert (record["state"], record["attempts"]) == ("abandoned", 1)
