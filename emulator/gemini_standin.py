@@ -23,7 +23,9 @@ Control endpoints, never under the Gemini paths:
 Fault kinds: "429", "500", "503", "invalid_key", "not_found" (Google error JSON),
 "safety", "image_safety", "no_image" (HTTP 200 without an image). A fault hits
 prompts containing ``match`` (all if null), ``times`` more times (null: forever);
-the first live match in list order wins. ``latency_ms`` is how long every
+the first live match in list order wins. ``generationConfig.seed`` picks the
+picture with the prompt: same seed, same bytes; another seed, another picture.
+``latency_ms`` is how long every
 generateContent call takes, faults included: the stand-in's own work (parsing,
 drawing, encoding) counts inside it, and only the rest is slept, so the drawing
 never adds to the model time a client measures (unless it alone takes longer).
@@ -276,6 +278,7 @@ class ImageRequest:
     image_size: str
     modalities: tuple[str, ...] | None
     candidate_count: int
+    seed: int | None = None
 
 
 def _decode_b64(data: Any) -> bytes:
@@ -343,6 +346,7 @@ def parse_request(body: Any) -> ImageRequest:
         image_size=_field(image_config, "imageSize") or "1K",
         modalities=tuple(m.upper() for m in modalities) if modalities else None,
         candidate_count=_field(generation, "candidateCount") or 1,
+        seed=_field(generation, "seed"),
     )
 
 
@@ -350,6 +354,8 @@ def validate_request(req: ImageRequest) -> None:
     """Rejects what the real image models reject."""
     if req.candidate_count > 1:
         raise _invalid("Multiple candidates is not enabled for this model.")
+    if req.seed is not None and (not _is_int(req.seed) or not -(2**31) <= req.seed < 2**31):
+        raise _invalid(f"Invalid value at 'generation_config.seed' (TYPE_INT32), {req.seed!r}")
     if req.aspect_ratio not in BASE_SIZES:
         raise _invalid(
             f"Unsupported aspect ratio: {req.aspect_ratio}. Supported: {', '.join(BASE_SIZES)}."
@@ -522,9 +528,16 @@ def _draw_label(img: Image.Image) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def render_png(prompt: str, size: tuple[int, int], inputs: tuple[bytes, ...] = ()) -> bytes:
-    """A deterministic picture of ``prompt``: same arguments, same PNG bytes (so cached)."""
-    rng = random.Random(hashlib.sha256(prompt.encode("utf-8")).digest())
+def render_png(
+    prompt: str, size: tuple[int, int], inputs: tuple[bytes, ...] = (), seed: int | None = None
+) -> bytes:
+    """A deterministic picture of ``prompt``: same arguments, same PNG bytes (so cached).
+
+    The seed, when sent, picks the palette and the shapes with the prompt, so
+    each seed gives another picture of the same prompt, as a model would.
+    """
+    key = prompt.encode("utf-8") + (b"" if seed is None else b"\0seed=%d" % seed)
+    rng = random.Random(hashlib.sha256(key).digest())
     colours = _palette(rng, 4)
     if inputs:
         img = _background_from_inputs(inputs, size, colours[0])
@@ -597,7 +610,7 @@ def success_response(model: str, req: ImageRequest) -> dict[str, Any]:
         parts.append({"text": text})
         output["TEXT"] = _text_tokens(text)
     if req.modalities is None or "IMAGE" in req.modalities:
-        data = _encoded_png(req.prompt, (width, height), req.images)
+        data = _encoded_png(req.prompt, (width, height), req.images, req.seed)
         parts.append(
             {
                 "inlineData": {
@@ -611,9 +624,11 @@ def success_response(model: str, req: ImageRequest) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=64)
-def _encoded_png(prompt: str, size: tuple[int, int], inputs: tuple[bytes, ...]) -> str:
+def _encoded_png(
+    prompt: str, size: tuple[int, int], inputs: tuple[bytes, ...], seed: int | None
+) -> str:
     """``render_png`` as the base64 text of ``inlineData``."""
-    return base64.b64encode(render_png(prompt, size, inputs)).decode("ascii")
+    return base64.b64encode(render_png(prompt, size, inputs, seed)).decode("ascii")
 
 
 def fault_response(kind: str, model: str, api_version: str, req: ImageRequest) -> dict[str, Any]:
@@ -643,6 +658,7 @@ def generate_content(
         "prompt": None,
         "aspect_ratio": None,
         "image_size": None,
+        "seed": None,
         "has_input_image": False,
         "fault": None,
     }
@@ -677,6 +693,7 @@ def _generate(
         prompt=req.prompt,
         aspect_ratio=req.aspect_ratio,
         image_size=req.image_size,
+        seed=req.seed,
         has_input_image=bool(req.images),
     )
     validate_request(req)

@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 
 MAX_PROMPT_CHARS = 4000
 MAX_URL_CHARS = 2048
+MAX_SEED = 2**31 - 1
 SIZES = ("512x512", "1024x1024", "1792x1024")
 FORMATS = ("PNG", "JPEG", "WEBP")
 STYLES = ("photorealistic", "artistic", "illustration", "3d-render")
@@ -110,6 +111,16 @@ class GenerateRequest(BaseModel):
     quality: Literal["standard", "high", "ultra"] = Field(
         default="high", description="Qualité de génération"
     )
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SEED,
+        description=(
+            "Graine : l'image n utilise seed + n - 1 (GenerateContentConfig.seed), notée sur "
+            "chaque image (images[].seed). Sans graine, chaque image reçoit sa propre graine aléatoire"
+        ),
+        examples=[42],
+    )
     model: str | None = Field(
         default=None,
         max_length=128,
@@ -160,6 +171,15 @@ class GenerateRequest(BaseModel):
     @classmethod
     def _choices(cls, value: Any, info: Any) -> Any:
         return _check_choice(info.field_name, value, _CHOICES[info.field_name])
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+            raise _invalid(f"seed doit être un entier entre 0 et {MAX_SEED}")
+        return value
 
     @field_validator("model", mode="before")
     @classmethod
@@ -261,6 +281,9 @@ class ImageInfo(_Response):
     format: Literal["PNG", "JPEG", "WEBP"]
     size_bytes: int
     dimensions: str = Field(examples=["1024x1024"])
+    seed: int | None = Field(
+        default=None, description="Graine qui a produit l'image (la renvoyer en seed la reproduit)"
+    )
 
 
 class JobTimingsInfo(_Response):

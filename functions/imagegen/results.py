@@ -43,7 +43,8 @@ def result_images(job: dict[str, Any]) -> list[dict[str, Any]]:
             format=record["format"],
             size_bytes=record["size_bytes"],
             dimensions=record["dimensions"],
-        ).model_dump()
+            seed=record.get("seed"),
+        ).model_dump(exclude_none=True)
         for _, record in sorted(images.items(), key=lambda item: int(item[0]))
     ]
 

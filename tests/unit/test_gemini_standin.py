@@ -129,6 +129,21 @@ def test_same_prompt_gives_same_bytes_and_other_prompts_differ(client: genai.Cli
     assert first != other
 
 
+def test_seed_gives_same_bytes_and_other_seeds_other_pictures(
+    server: StandinServer, client: genai.Client
+) -> None:
+    first = image_bytes(generate(client, "a lighthouse at dusk", seed=7))
+    again = image_bytes(generate(client, "a lighthouse at dusk", seed=7))
+    other = image_bytes(generate(client, "a lighthouse at dusk", seed=8))
+    assert first == again != other
+    # Visibly different: the pictures' mean colours are far apart, not a few pixels.
+    means = [Image.open(io.BytesIO(data)).convert("RGB").resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+             for data in (first, other)]
+    assert sum(abs(a - b) for a, b in zip(*means)) > 30
+    _, calls = control(server, "GET", "/_standin/calls")
+    assert [call["seed"] for call in calls["calls"]] == [7, 7, 8]
+
+
 def test_input_image_changes_output_and_counts_image_tokens(
     server: StandinServer, client: genai.Client
 ) -> None:

@@ -113,8 +113,9 @@ def generate_image(
     source: SourceImage | None = None,
     *,
     model: str,
+    seed: int | None = None,
 ) -> GeneratedImage:
-    """One image from ``model``, or ``GeminiError``."""
+    """One image from ``model`` (with ``seed``, reproducible), or ``GeminiError``."""
     import httpx2
     from google.genai import errors, types
 
@@ -123,6 +124,7 @@ def generate_image(
         contents.insert(0, types.Part.from_bytes(data=source.data, mime_type=source.mime_type))
     config = types.GenerateContentConfig(
         response_modalities=["IMAGE"],
+        seed=seed,
         image_config=types.ImageConfig(aspect_ratio=aspect_ratio, image_size=image_size),
     )
     try:

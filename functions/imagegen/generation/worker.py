@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -37,7 +38,7 @@ from imagegen.config import load_settings
 from imagegen.http import error_response, json_response, request_context
 from imagegen.job_store import LeaseLost
 from imagegen.logs import fields, log_context
-from imagegen.models import JOB_ID_PATTERN, JobStatus
+from imagegen.models import JOB_ID_PATTERN, MAX_SEED, JobStatus
 from imagegen.results import iso
 
 logger = logging.getLogger(__name__)
@@ -165,9 +166,10 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
 
     def make(index: int) -> None:
         timer = timings.image()
+        seed = _image_seed(request.get("seed"), index)
         with timer.phase("model"):
             generated = gemini.generate_image(
-                prompt, target.aspect_ratio, target.image_size, source, model=model
+                prompt, target.aspect_ratio, target.image_size, source, model=model, seed=seed
             )
         with timer.phase("post_processing"):
             encoded = imaging.render(generated.data, target, request["format"], request["quality"])
@@ -179,6 +181,7 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
             "content_type": encoded.content_type,
             "size_bytes": len(encoded.data),
             "dimensions": encoded.dimensions,
+            "seed": seed,
             "description": request["prompt"],
             "input_tokens": generated.input_tokens,
             "output_tokens": generated.output_tokens,
@@ -249,6 +252,13 @@ def _run_parallel(make: Any, indexes: list[int]) -> None:
         errors = [f.exception() for f in futures if f.exception() is not None]
     if errors:
         raise errors[0]
+
+
+def _image_seed(job_seed: int | None, index: int) -> int:
+    """Image ``index``'s seed: the job's ``seed + index - 1`` (wrapping), else a random one."""
+    if job_seed is None:
+        return secrets.randbelow(MAX_SEED + 1)
+    return (job_seed + index - 1) % (MAX_SEED + 1)
 
 
 def _progress(done: int, total: int) -> int:
