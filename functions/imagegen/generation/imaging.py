@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 from imagegen.generation.model_catalog import ModelSpec
 
@@ -84,7 +84,11 @@ def plan(size: str, quality: str, model: ModelSpec) -> Plan:
 
 
 def open_image(data: bytes) -> Image.Image:
-    """Decode ``data`` fully, refusing decompression bombs before decoding pixels."""
+    """Decode ``data`` fully, refusing decompression bombs before decoding pixels; upright."""
+    return ImageOps.exif_transpose(_decode(data))
+
+
+def _decode(data: bytes) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data))
         if image.width * image.height > MAX_PIXELS:
@@ -92,19 +96,39 @@ def open_image(data: bytes) -> Image.Image:
         image.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageError("image illisible ou format non pris en charge") from exc
-    return ImageOps.exif_transpose(image)
+    return image
 
 
 def render(data: bytes, target: Plan, fmt: str, quality: str) -> EncodedImage:
-    """Cover-resize the model's image to ``target`` and encode it as ``fmt``."""
-    image = open_image(data)
+    """Cover-resize the model's image to ``target`` and encode it as ``fmt``.
+
+    A PNG that already is what was asked (PNG, exact size, upright) is kept as
+    the model sent it, once decoded in full: encoding it again would cost time
+    and change nothing a client sees.
+    """
+    decoded = _decode(data)
+    if _as_asked(decoded, target, fmt):
+        return _encoded(data, decoded.width, decoded.height, fmt)
+    image = ImageOps.exif_transpose(decoded)
     keep_alpha = fmt in ("PNG", "WEBP") and image.mode in ("RGBA", "LA", "PA")
     image = image.convert("RGBA" if keep_alpha else "RGB")
     fitted = ImageOps.fit(image, (target.width, target.height), Image.Resampling.LANCZOS)
+    return _encoded(_encode(fitted, fmt, quality), fitted.width, fitted.height, fmt)
+
+
+def _as_asked(image: Image.Image, target: Plan, fmt: str) -> bool:
+    return (
+        fmt == image.format == "PNG"
+        and image.size == (target.width, target.height)
+        and image.getexif().get(ExifTags.Base.Orientation, 1) == 1
+    )
+
+
+def _encoded(data: bytes, width: int, height: int, fmt: str) -> EncodedImage:
     return EncodedImage(
-        data=_encode(fitted, fmt, quality),
-        width=fitted.width,
-        height=fitted.height,
+        data=data,
+        width=width,
+        height=height,
         format=fmt,
         content_type=_CONTENT_TYPES[fmt],
         extension=_EXTENSIONS[fmt],
