@@ -94,10 +94,10 @@ def test_prepare_input_normalises_to_bounded_jpeg() -> None:
 
 def test_a_png_already_as_asked_is_kept_as_the_model_sent_it() -> None:
     source = png(1024, 1024)
-    target = imaging.plan("1024x1024", "high")
+    target = imaging.plan("1024x1024", "high", FLASH)
     assert imaging.render(source, target, "PNG", "high").data == source
     assert imaging.render(source, target, "WEBP", "high").data[:4] == b"RIFF"
-    assert imaging.render(source, imaging.plan("512x512", "standard"), "PNG", "standard").data != source
+    assert imaging.render(source, imaging.plan("512x512", "standard", FLASH), "PNG", "standard").data != source
 
 
 def test_a_png_with_an_exif_rotation_is_turned_upright_not_kept() -> None:
@@ -105,11 +105,11 @@ def test_a_png_with_an_exif_rotation_is_turned_upright_not_kept() -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90° clockwise to display
     Image.new("RGB", (1024, 1024), (10, 20, 30)).save(out, "PNG", exif=exif)
-    rendered = imaging.render(out.getvalue(), imaging.plan("1024x1024", "high"), "PNG", "high")
+    rendered = imaging.render(out.getvalue(), imaging.plan("1024x1024", "high", FLASH), "PNG", "high")
     assert rendered.data != out.getvalue()
     assert Image.open(io.BytesIO(rendered.data)).getexif().get(0x0112, 1) == 1
 
 
 def test_a_truncated_png_of_the_right_size_is_refused() -> None:
     with pytest.raises(imaging.ImageError):
-        imaging.render(png(1024, 1024)[:-200], imaging.plan("1024x1024", "high"), "PNG", "high")
+        imaging.render(png(1024, 1024)[:-200], imaging.plan("1024x1024", "high", FLASH), "PNG", "high")
