@@ -324,6 +324,7 @@ def test_calls_log_counts_model_calls(server: StandinServer, client: genai.Clien
         "aspect_ratio": "4:3",
         "image_size": "1K",
         "has_input_image": False,
+        "seed": None,
         "fault": None,
         "status": 200,
     }
