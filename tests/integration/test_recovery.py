@@ -18,7 +18,11 @@ from tests.integration.helpers import abandoned_job, deliver_task, queued_job, s
 
 GAVE_UP = "Échec de la génération après plusieurs tentatives"
 QUOTA = "Quota Gemini dépassé, réessayez plus tard"
-LAST = "9"  # X-CloudTasks-TaskRetryCount of the 10th attempt (WORKER_MAX_ATTEMPTS)
+
+
+def last(stack: Stack) -> str:
+    """X-CloudTasks-TaskRetryCount of the queue's last attempt (WORKER_MAX_ATTEMPTS)."""
+    return str(int(stack.env["WORKER_MAX_ATTEMPTS"]) - 1)
 
 
 def attempt(stack: Stack, job_id: str, retries: str = "0") -> tuple[int, str]:
@@ -31,12 +35,12 @@ def test_the_last_attempt_fails_a_job_whose_lease_is_busy(api: Any, standin: Any
     ref = jobs.document(job["job_id"])
     assert attempt(stack, job["job_id"], "3") == (409, "busy")  # earlier attempts: come back later
     assert ref.get().to_dict()["status"] == "GENERATING"
-    assert attempt(stack, job["job_id"], LAST) == (200, "failed")  # the queue's last: end it
+    assert attempt(stack, job["job_id"], last(stack)) == (200, "failed")  # the queue's last: end it
     final = ref.get().to_dict()
     assert (final["status"], final["errors"], final["lease"]) == ("FAILED", [GAVE_UP], None)
     assert api.get(f"/api/images/result/{job['job_id']}").json()["errors"] == [GAVE_UP]
     assert standin.calls() == []
-    assert attempt(stack, job["job_id"], LAST) == (200, "finished")  # a duplicate changes nothing
+    assert attempt(stack, job["job_id"], last(stack)) == (200, "finished")  # a duplicate changes nothing
 
 
 def test_a_quota_error_after_the_sdk_retries_goes_back_to_the_queue(
@@ -55,7 +59,7 @@ def test_a_quota_error_after_the_sdk_retries_goes_back_to_the_queue(
 def test_a_quota_error_on_the_last_attempt_fails_the_job(api: Any, standin: Any, stack: Stack, jobs: Any) -> None:
     standin.configure(faults=[{"kind": "429", "match": None, "times": None}])
     job_id = queued_job(jobs, size="512x512")["job_id"]
-    assert attempt(stack, job_id, LAST) == (200, "failed")
+    assert attempt(stack, job_id, last(stack)) == (200, "failed")
     status = api.get(f"/api/images/status/{job_id}").json()
     assert (status["status"], status["errors"]) == ("FAILED", [QUOTA])
 

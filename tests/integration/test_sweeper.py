@@ -135,7 +135,8 @@ def test_the_sweeper_fails_a_job_its_attempts_could_not_finish(api: Any, standin
     job = abandoned_job(jobs, long_ago)
     ref = jobs.document(job["job_id"])
     # Claimed WORKER_MAX_ATTEMPTS times, the last delivery died an hour ago.
-    ref.update({"attempts": 10, "created_at": long_ago, "queued_at": long_ago, "updated_at": long_ago})
+    claims = int(stack.env["WORKER_MAX_ATTEMPTS"])
+    ref.update({"attempts": claims, "created_at": long_ago, "queued_at": long_ago, "updated_at": long_ago})
     assert job["job_id"] in sweep(stack)["failed"]
     final = ref.get().to_dict()
     assert (final["status"], final["errors"], final["lease"]) == ("FAILED", [GAVE_UP], None)
