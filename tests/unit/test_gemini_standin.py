@@ -323,6 +323,7 @@ def test_calls_log_counts_model_calls(server: StandinServer, client: genai.Clien
         "prompt": "first",
         "aspect_ratio": "4:3",
         "image_size": "1K",
+        "seed": None,
         "has_input_image": False,
         "seed": None,
         "fault": None,
