@@ -25,7 +25,8 @@ PIP_FLAGS := --quiet --disable-pip-version-check --no-input
 
 # The functions' runtime: the tests run on it and infra/ deploys it. The hashed
 # lock is resolved for it and installed all-or-nothing (--require-hashes), then
-# the dev tools on top in a second pip call.
+# the dev tools on top in a second pip call, then the Python client (editable:
+# the tests run the `imagegen` CLI and import imagegen_client from this checkout).
 RUNTIME_PYTHON := 3.11
 LOCK := functions/requirements.lock
 
@@ -40,11 +41,12 @@ help:
 
 setup: $(VENV_STAMP) $(IAC_STAMP)
 
-$(VENV_STAMP): requirements.txt $(LOCK)
+$(VENV_STAMP): requirements.txt $(LOCK) clients/python/pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -c 'import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(0 if v == "$(RUNTIME_PYTHON)" else "$(VENV) runs Python " + v + ", the functions run $(RUNTIME_PYTHON): PYTHON=python$(RUNTIME_PYTHON) make clean setup")'
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --require-hashes -r $(LOCK)
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements.txt
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e ./clients/python
 	@touch $@
 
 # Keeps the lock's current pins unless functions/requirements.txt asks otherwise
