@@ -25,8 +25,8 @@ PIP_FLAGS := --quiet --disable-pip-version-check --no-input
 
 # The functions' runtime: the tests run on it and infra/ deploys it. The hashed
 # lock is resolved for it and installed all-or-nothing (--require-hashes), then
-# the dev tools on top in a second pip call, then the Python client (editable:
-# the tests run the `imagegen` CLI and import imagegen_client from this checkout).
+# the dev tools on top in a second pip call, then the Python client, editable
+# (its dependencies and the `imagegen` console script the tests run).
 RUNTIME_PYTHON := 3.11
 LOCK := functions/requirements.lock
 

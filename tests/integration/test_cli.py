@@ -22,7 +22,10 @@ IMAGEGEN = ROOT / ".venv" / "bin" / "imagegen"
 
 
 def imagegen(*args: str, cwd: Path | None = None, url: str = API_BASE_URL, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "IMAGEGEN_URL": url, "COLUMNS": "120"}
+    # The installed console script, running this checkout's package (the shared venv's
+    # editable install may point at another checkout).
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "IMAGEGEN_URL": url, "COLUMNS": "120",
+           "PYTHONPATH": str(ROOT / "clients" / "python" / "src")}
     return subprocess.run([str(IMAGEGEN), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 

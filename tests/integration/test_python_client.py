@@ -286,7 +286,8 @@ def test_the_readme_python_example_runs(stack: Stack, tmp_path: Path) -> None:
     script = tmp_path / "example.py"
     script.write_text(README_PYTHON_EXAMPLE)
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "IMAGEGEN_URL": API_BASE_URL})
+                          env={"PATH": "/usr/bin:/bin", "IMAGEGEN_URL": API_BASE_URL,
+                               "PYTHONPATH": str(ROOT / "clients" / "python" / "src")})
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[-3].startswith("COMPLETED 100") and len(lines[-2:]) == 2
