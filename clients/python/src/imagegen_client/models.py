@@ -44,6 +44,8 @@ class GenerateParams(TypedDict, total=False):
     format: ImageFormat
     style: Style
     quality: Quality
+    model: str  # one of the server's GEMINI_MODELS (names or aliases)
+    seed: int  # image n uses seed + n - 1: the same seed redraws the same images
     webhook_url: str
     webhook_events: list[WebhookEvent]
 
@@ -85,6 +87,7 @@ class ImageInfo(_Response):
     format: ImageFormat
     size_bytes: int
     dimensions: str
+    seed: int | None = None
 
 
 class JobTimingsInfo(_Response):
