@@ -1,9 +1,10 @@
 """Push against polling: HTTP requests per job, and how late each client learns of COMPLETED.
 
-Three clients follow each job at the same time: the event stream
-(``/api/images/events``), the long-poll (``status?wait=30`` with ``If-None-Match``)
-and a poller every 2 s (the baseline); each then has the result (the stream's
-COMPLETED event carries it, the others GET ``result``). The moment COMPLETED
+Four clients follow each job at the same time: the event stream
+(``/api/images/events``), the long-poll (``status?wait=30`` with ``If-None-Match``),
+a poller every 2 s (the baseline), and the Python client's ``wait`` (clients/python:
+the event stream, every request it sends counted by an httpx hook); each then has
+the result (the stream's COMPLETED event carries it, the others GET ``result``). The moment COMPLETED
 is written is the stream's event id (the document's Firestore update time, in
 µs), so each client's lag is its wall clock at receipt minus that instant
 (same machine, same clock). Prints figures, never fails on them.
@@ -26,9 +27,12 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "clients" / "python" / "src")]
+
+import httpx  # noqa: E402
 
 from bench.run import API, bench_stack, standin  # noqa: E402
+from imagegen_client import ImageGenClient  # noqa: E402
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 POLL_SECONDS = 2.0
@@ -82,10 +86,20 @@ def poll(job_id: str, out: Follow) -> None:
         out.seen_at = time.time()
 
 
+def python_client(job_id: str, out: Follow) -> None:
+    def count(request: httpx.Request) -> None:
+        out.requests += 1
+
+    with ImageGenClient(API, http_client=httpx.Client(event_hooks={"request": [count]})) as client:
+        client.wait(job_id)
+    out.seen_at = time.time()
+
+
 CLIENTS: dict[str, Callable[[str, Follow], None]] = {
     "event stream": stream,
     "long-poll 30 s": long_poll,
     "poll every 2 s": poll,
+    "imagegen_client": python_client,
 }
 
 
@@ -118,7 +132,7 @@ def main() -> None:
     lag = {
         name: [(run[name].seen_at - run["event stream"].completed_at) * 1000 for run in runs] for name in CLIENTS
     }
-    print(f"{args.jobs} jobs of 1 image, stand-in latency {args.latency_ms} ms; three clients per job")
+    print(f"{args.jobs} jobs of 1 image, stand-in latency {args.latency_ms} ms; {len(CLIENTS)} clients per job")
     print(f"{'client':<16} {'requests/job':>12} {'vs poll':>8} {'lag p50 ms':>11} {'lag max ms':>11} {'vs poll':>8}")
     for name in CLIENTS:
         p50 = statistics.median(lag[name])
