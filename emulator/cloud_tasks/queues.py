@@ -205,9 +205,12 @@ class Queue:
         return short
 
     def _forget_old_names(self, now: float) -> None:
-        for name, expires in list(self._recent_names.items()):
-            if expires <= now:
-                del self._recent_names[name]
+        # Oldest first: every name gets the same window and is never re-added while in it.
+        while self._recent_names:
+            name, expires = next(iter(self._recent_names.items()))
+            if expires > now:
+                return
+            del self._recent_names[name]
 
     def _drop(self, entry: _Entry, now: float) -> None:
         if self._tasks.get(entry.short_name) is entry:
