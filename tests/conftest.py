@@ -31,10 +31,6 @@ TEST_OVERRIDES: dict[str, str | None] = {
     "ALLOW_PRIVATE_IMAGE_URLS": "true",
     "GEMINI_RETRY_INITIAL_DELAY_MS": "100",
     "JOB_LEASE_SECONDS": "15",
-    # The Tasks emulator spends its 10 attempts within a second or so (no backoff), so
-    # its last one would meet a live lease that production's last attempt, 40 min
-    # later, never meets; the worker's last attempt is tested by its header instead.
-    "WORKER_MAX_ATTEMPTS": "20",
     # The sweeper runs only when a test calls it; these make its thresholds test-sized.
     "SWEEPER_QUEUE_AFTER_SECONDS": "3",
     "SWEEPER_QUIET_AFTER_SECONDS": "20",

@@ -1,6 +1,6 @@
 """The sweeper: queues what the API could not, and ends what the queue gave up on.
 
-Cloud Scheduler POSTs to it every minute (OIDC token for
+Cloud Scheduler POSTs to it every 5 minutes (``sweeper_schedule``; OIDC token for
 ``TASKS_SERVICE_ACCOUNT``, audience ``SWEEPER_URL``, checked like a task's);
 by hand: ``python -m imagegen.generation.sweeper`` (run from ``functions/``,
 against the emulators when their variables are set). Each run:
