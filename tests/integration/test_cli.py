@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import socket
 import subprocess
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from imagegen_client import ImageGenClient
 from PIL import Image
 
 from emulator.stack import Stack
@@ -22,11 +26,14 @@ IMAGEGEN = ROOT / ".venv" / "bin" / "imagegen"
 
 
 def imagegen(*args: str, cwd: Path | None = None, url: str = API_BASE_URL, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    # The installed console script, running this checkout's package (the shared venv's
-    # editable install may point at another checkout).
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "IMAGEGEN_URL": url, "COLUMNS": "120",
-           "PYTHONPATH": str(ROOT / "clients" / "python" / "src")}
-    return subprocess.run([str(IMAGEGEN), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([str(IMAGEGEN), *args], cwd=cwd, env=_env(url), capture_output=True, text=True, timeout=timeout)
+
+
+def _env(url: str) -> dict[str, str]:
+    """The installed console script, running this checkout's package (the shared venv's
+    editable install may point at another checkout)."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "IMAGEGEN_URL": url, "COLUMNS": "120",
+            "PYTHONPATH": str(ROOT / "clients" / "python" / "src")}
 
 
 README_CLI_EXAMPLE = (
@@ -97,6 +104,25 @@ def test_failures_exit_non_zero_with_the_french_error_on_stderr(
     if args[-1] == "pyclient-cli-failure":
         assert done.stderr.splitlines()[-1].endswith(": Clé API Google invalide ou expirée")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_cancels_the_job_generate_created(standin: Any, make_key: Any, tmp_path: Path) -> None:
+    standin.configure(latency_ms=20000)
+    key = make_key(f"pyclient-cli-{uuid.uuid4().hex[:8]}")["Authorization"].removeprefix("Bearer ")
+    env = _env(API_BASE_URL) | {"IMAGEGEN_API_KEY": key}
+    process = subprocess.Popen([str(IMAGEGEN), "generate", "Un phare", "--size", "512x512"], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with ImageGenClient(API_BASE_URL, key) as client:
+        deadline = time.monotonic() + 30
+        while not [job for job in client.jobs() if job.status.value == "GENERATING"]:
+            assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+        (job,) = list(client.jobs())
+    assert process.returncode == 130, (stdout, stderr)
+    assert stderr.splitlines()[-1] == "imagegen: interrompu, tâche(s) annulée(s)"
+    assert job.status.value == "CANCELLED"
 
 
 def test_unreachable_api_and_bad_usage_have_their_exit_codes(tmp_path: Path) -> None:

@@ -24,13 +24,15 @@ from imagegen_client import (
     JobFailedError,
     NotFoundError,
     ResultResponse,
+    WebhookVerificationError,
+    verify_webhook,
 )
 from PIL import Image
 
 from emulator.stack import Stack
 from tests.conftest import API_BASE_URL
 from tests.integration.helpers import side_api
-from tests.loopback import LoopbackServer, QuietHandler
+from tests.loopback import LoopbackServer, QuietHandler, Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -262,6 +264,43 @@ def test_the_stream_is_resumed_with_last_event_id_after_the_servers_cap(stack: S
     states = [(update.status.value, update.progress, update.updated_at) for update in updates]
     assert len(states) == len(set(states)), "resuming repeats no event"
     assert states[-1][:2] == ("COMPLETED", 100)
+
+
+def test_events_iterates_over_the_updates_until_the_end(run: Any, standin: Any) -> None:
+    standin.configure(latency_ms=500)
+
+    async def follow_async(client: AsyncImageGenClient) -> Any:
+        job = await client.create("Un phare", num_images=2, size="512x512")
+        return [update async for update in client.events(job.job_id)]
+
+    def follow(client: Any) -> Any:
+        if isinstance(client, AsyncImageGenClient):
+            return follow_async(client)
+        job = client.create("Un phare", num_images=2, size="512x512")
+        return list(client.events(job.job_id))
+
+    updates = run(follow, Recorded())
+    assert [update.status.value for update in updates][-1] == "COMPLETED"
+    assert [update.progress for update in updates] == sorted(update.progress for update in updates)
+    assert updates[-1].images and len(updates[-1].images) == 2
+
+
+def test_verify_webhook_accepts_a_real_delivery_signed_with_the_callers_key(
+    run: Any, standin: Any, make_key: Callable[[str], dict[str, str]]
+) -> None:
+    key = make_key(f"pyclient-hooks-{uuid.uuid4().hex[:8]}")["Authorization"].removeprefix("Bearer ")
+    with Receiver() as receiver:
+        url = receiver.url()
+        result = run(lambda client: client.generate("Un phare", size="512x512", webhook_url=url), Recorded(),
+                     api_key=key)
+        (delivery,) = receiver.wait(url, 1)
+    secret = run(lambda client: client.webhook_secret(), Recorded(), api_key=key).secret
+    assert secret.startswith("whsec_")
+    payload = verify_webhook(delivery.headers, delivery.body, secret)
+    assert (payload["job_id"], payload["status"]) == (result.job_id, "completed")
+    with pytest.raises(WebhookVerificationError):  # another owner's key does not verify it
+        other = make_key(f"pyclient-hooks-{uuid.uuid4().hex[:8]}")["Authorization"].removeprefix("Bearer ")
+        verify_webhook(delivery.headers, delivery.body, run(lambda c: c.webhook_secret(), Recorded(), api_key=other).secret)
 
 
 README_PYTHON_EXAMPLE = '''\

@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_error(err, exc)
         return _exit_code(exc)
     except KeyboardInterrupt:
-        err.print("imagegen: interrompu")
+        err.print("imagegen: interrompu" + (", tâche(s) annulée(s)" if args.command == "generate" else ""))
         return INTERRUPTED
 
 
@@ -280,7 +280,10 @@ def _jobs(client: ImageGenClient, args: argparse.Namespace, out: Console) -> int
         for job in listed:
             _print_document(job, indent=None)
         return OK
-    table = Table("job", "status", "progress", "updated", "message", box=None)
+    table = Table(box=None)
+    for name in ("job", "status", "progress", "updated"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("message", overflow="fold")
     for job in listed:
         table.add_row(job.job_id, job.status.value, f"{job.progress}%", job.updated_at, job.message)
     out.print(table)
