@@ -670,11 +670,11 @@ def test_source_zip_ships_the_code_and_the_lock_as_requirements_txt() -> None:
     # The lock pins every requirement with hashes, so pip installs in
     # hash-checking mode and nothing unpinned can slip in.
     lock = (functions_dir / lock_name).read_text(encoding="utf-8")
-    pinned = re.findall(r"^([A-Za-z0-9_.-]+)==\S+ \\$", lock, flags=re.M)
+    pinned = re.findall(r"^([A-Za-z0-9_.-]+)==\S+ \\$", lock, flags=re.MULTILINE)
     assert pinned and lock.count("--hash=sha256:") >= len(pinned)
-    blocks = re.split(r"^(?=[A-Za-z0-9_.-]+==)", lock, flags=re.M)[1:]
+    blocks = re.split(r"^(?=[A-Za-z0-9_.-]+==)", lock, flags=re.MULTILINE)[1:]
     assert all("--hash=sha256:" in b for b in blocks)
-    direct = re.findall(r"^([A-Za-z0-9_.-]+)==", (functions_dir / "requirements.txt").read_text(), flags=re.M)
+    direct = re.findall(r"^([A-Za-z0-9_.-]+)==", (functions_dir / "requirements.txt").read_text(), flags=re.MULTILINE)
     normal = {n.lower().replace("_", "-") for n in pinned}
     assert {n.lower().replace("_", "-") for n in direct} <= normal
 
