@@ -144,6 +144,33 @@ def test_the_sweeper_fails_a_job_its_attempts_could_not_finish(api: Any, standin
     assert job["job_id"] not in str(sweep(stack))  # ended: the next run leaves it
 
 
+def test_the_sweeper_fails_a_job_it_already_swept_three_times(api: Any, standin: Any, stack: Stack, jobs: Any) -> None:
+    long_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    job = abandoned_job(jobs, long_ago)
+    jobs.document(job["job_id"]).update({"sweeps": 3, "queued_at": long_ago, "updated_at": long_ago})
+    assert job["job_id"] in sweep(stack)["failed"]
+    assert jobs.document(job["job_id"]).get().get("errors") == [GAVE_UP]
+
+
+def test_a_job_the_queue_refuses_for_too_long_fails(api: Any, standin: Any, stack: Stack, jobs: Any) -> None:
+    long_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    job_id = queued_job(jobs, size="512x512")["job_id"]
+    jobs.document(job_id).update({"queued_at": None, "created_at": long_ago, "updated_at": long_ago})
+    group = stack.pid("tasks")
+    assert group is not None
+    os.killpg(group, signal.SIGSTOP)
+    try:
+        response = requests.post(stack.env["SWEEPER_URL"], headers=scheduler(stack), timeout=120)
+    finally:
+        os.killpg(group, signal.SIGCONT)
+    report = response.json()
+    assert response.status_code == 500 and job_id in report["errors"]  # could not queue it...
+    assert job_id in report["failed"]  # ...and it waited long enough: it ends
+    status = api.get(f"/api/images/status/{job_id}").json()
+    assert (status["status"], status["errors"]) == ("FAILED", ["File d'attente indisponible, la tâche n'a pas pu démarrer"])
+    assert job_id not in str(sweep(stack))
+
+
 def test_the_sweeper_answers_only_its_scheduler(stack: Stack) -> None:
     url = f"{stack.urls['sweeper']}/"
     assert requests.post(url, timeout=10).status_code == 401
