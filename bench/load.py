@@ -215,6 +215,24 @@ def _health_rate(clients: int, seconds: float = 2.0) -> float:
         return sum(pool.map(hammer, range(clients))) / seconds
 
 
+def _queue_rate() -> str:
+    """``max_dispatches_per_second`` of the stack's jobs queue, as its Tasks emulator reports it."""
+    import grpc
+    from google.cloud import tasks_v2
+    from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+    env = Stack(ROOT).env
+    channel = grpc.insecure_channel(env["CLOUD_TASKS_EMULATOR_HOST"])
+    client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+    name = client.queue_path(env["GOOGLE_CLOUD_PROJECT"], env["TASKS_LOCATION"], env["TASKS_QUEUE"])
+    try:
+        return f"{client.get_queue(name=name, timeout=10).rate_limits.max_dispatches_per_second:g}"
+    except Exception as exc:  # noqa: BLE001 - a figure for the reader, not a failure
+        return f"? ({type(exc).__name__})"
+    finally:
+        channel.close()
+
+
 def _backend() -> str:
     try:
         return str(requests.get(f"{API}/health", timeout=10).json().get("gemini_backend"))
@@ -239,6 +257,8 @@ def main() -> None:
         print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
               f"same-run reference: GET /health from {args.clients} clients, {_health_rate(args.clients):.0f} req/s",
               flush=True)
+        print(f"the jobs queue dispatches at most {_queue_rate()} tasks/s (infra/, or TASKS_QUEUE_OVERRIDES): "
+              "the ceiling of the figure below", flush=True)
         if _backend() != "stand-in":
             print(f"the API's Gemini backend is {_backend()!r}, not the stand-in: refusing to send "
                   f"{args.jobs} jobs to it")
