@@ -65,10 +65,17 @@ def bench_create_latency(count: int) -> None:
           f"p99 {percentile(latencies, 99):.1f} ms, mean {statistics.mean(latencies):.1f} ms")
 
 
-def drain(session: requests.Session) -> None:
-    """Let the queue empty so the next measurement starts from idle."""
-    job_id, _ = create(session, num_images=1)
-    wait(session, job_id)
+def drain(session: requests.Session, timeout: float = 300) -> None:
+    """Wait until every recent job has ended, so the next measurement starts from idle.
+
+    (The Tasks emulator runs jobs concurrently: one finished job says nothing of the others.)
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs = session.get(f"{API}/api/images/jobs", params={"limit": 100}, timeout=30).json()["jobs"]
+        if all(job["status"] in ("COMPLETED", "FAILED", "CANCELLED") for job in jobs):
+            return
+        time.sleep(0.2)
 
 
 def _phases(timings: dict[str, float]) -> str:
@@ -117,9 +124,8 @@ def _worker_pid() -> int | None:
     return None
 
 
-def _tree_peak_rss_kib(pid: int) -> int:
-    """VmHWM (peak RSS) of the process and its children (gunicorn workers)."""
-    total = 0
+def _tree(pid: int) -> list[int]:
+    """The process and its children (gunicorn workers)."""
     pids = [pid]
     for child in Path("/proc").iterdir():
         if child.name.isdigit():
@@ -128,11 +134,27 @@ def _tree_peak_rss_kib(pid: int) -> int:
                     pids.append(int(child.name))
             except OSError:
                 continue
-    for one in pids:
+    return pids
+
+
+def _tree_peak_rss_kib(pid: int) -> int:
+    """VmHWM (peak RSS) of the process and its children."""
+    total = 0
+    for one in _tree(pid):
         for line in Path(f"/proc/{one}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 total = max(total, int(line.split()[1]))
     return total
+
+
+def _reset_peak_rss(pid: int) -> bool:
+    """Reset VmHWM of the process and its children (``clear_refs`` 5); False if not allowed."""
+    try:
+        for one in _tree(pid):
+            Path(f"/proc/{one}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
 
 def bench_worker_memory(stack: Stack | None) -> None:
@@ -142,14 +164,17 @@ def bench_worker_memory(stack: Stack | None) -> None:
     if pid is None:
         print("worker peak memory: worker process not found")
         return
-    before = _tree_peak_rss_kib(pid)
     with requests.Session() as session:
+        drain(session)
+        reset = stack is None and _reset_peak_rss(pid)
+        before = _tree_peak_rss_kib(pid)
         standin(0)
         job_id, _ = create(session, num_images=4, size="1792x1024", quality="ultra", format="PNG")
         status = wait(session, job_id)
     after = _tree_peak_rss_kib(pid)
     print(f"worker peak RSS, 4 x 1792x1024 ultra PNG ({status['status']}): {after / 1024:.0f} MiB "
-          f"(peak before the job {before / 1024:.0f} MiB{', fresh process' if stack else ''})")
+          f"(peak before the job {before / 1024:.0f} MiB"
+          f"{', fresh process' if stack else ', peak reset after the earlier jobs' if reset else ''})")
 
 
 def bench_throughput(jobs: int, clients: int, latency_ms: int) -> None:

@@ -25,7 +25,6 @@ emulator, else Application Default Credentials and ``GOOGLE_CLOUD_PROJECT``)::
 
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
 import os
@@ -187,6 +186,8 @@ def _target() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import argparse  # the CLI's alone: the api imports this module for lookups
+
     parser = argparse.ArgumentParser(prog="python -m imagegen.api.keys", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="store a new key in Firestore and print it once")
