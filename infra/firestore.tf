@@ -120,6 +120,73 @@ resource "google_firestore_index" "jobs_by_owner_status_created" {
   }
 }
 
+# GET /api/usage: per day, count and sum(usage_*) where owner == X and completed_day == D.
+# sum() is computed by scanning an index, so the summed fields are in it.
+resource "google_firestore_index" "jobs_usage_by_owner_day" {
+  project     = var.project_id
+  database    = local.firestore_database
+  collection  = local.jobs_collection
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "owner"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "completed_day"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "usage_cost_usd"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "usage_images"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "usage_input_tokens"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "usage_output_tokens"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "usage_thinking_tokens"
+    order      = "ASCENDING"
+  }
+}
+
+# Per-key monthly budget: sum(usage_cost_usd) where api_key == K and completed_day >= first of month.
+resource "google_firestore_index" "jobs_usage_by_key_day" {
+  project     = var.project_id
+  database    = local.firestore_database
+  collection  = local.jobs_collection
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "api_key"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "completed_day"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "usage_cost_usd"
+    order      = "ASCENDING"
+  }
+}
+
 # Security rules for client SDKs (Firebase frontends reading their own jobs in
 # realtime). They govern only requests made with Firebase credentials; the
 # functions use IAM and are not affected. A new ruleset is created for every

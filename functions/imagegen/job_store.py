@@ -2,7 +2,7 @@
 
 Document ``{JOBS_COLLECTION}/{job_id}``::
 
-    job_id, owner, status, message, progress, errors[]
+    job_id, owner, api_key (hash of the creating key, or None), status, message, progress, errors[]
     request    {prompt, input_image_url, num_images, size, format, style, quality}
     webhook    {url, events} | None          per-job override of WEBHOOK_URL
     images     {"1": {...}, "2": {...}}      one entry per stored image
@@ -12,6 +12,7 @@ Document ``{JOBS_COLLECTION}/{job_id}``::
     queued_at  when its task was created; None until then (the sweeper queues it)
     sweeps     times the sweeper re-queued it after its deliveries stopped
     trace      X-Cloud-Trace-Context of the creating request
+    usage_*, completed_day   flat usage of a completed job, for aggregations (``usage``)
     created_at, updated_at, expires_at (TTL policy deletes old jobs)
 
 Workers only write under a lease they hold, inside a transaction, so a
@@ -125,6 +126,7 @@ def new_job(
     owner: str,
     webhook: dict[str, Any] | None,
     trace: str,
+    api_key: str = "",
 ) -> dict[str, Any]:
     """A PENDING job document, not yet written; its id is random, so writes never contend."""
     now = utcnow()
@@ -132,6 +134,7 @@ def new_job(
     return {
         "job_id": job_id,
         "owner": owner,
+        "api_key": api_key or None,
         "status": JobStatus.PENDING.value,
         "message": STATUS_MESSAGES[JobStatus.PENDING],
         "progress": 0,

@@ -274,6 +274,16 @@ class JobListResponse(_Response):
     )
 
 
+class UsageInfo(_Response):
+    """Tokens Gemini reported (``usage_metadata``) and their cost at the pinned prices."""
+
+    input_tokens: int = Field(description="prompt_token_count : texte et images d'entrée")
+    output_tokens: int = Field(description="candidates_token_count : image(s) produite(s)")
+    thinking_tokens: int = Field(description="thoughts_token_count : raisonnement du modèle")
+    images: int = Field(description="Images produites")
+    cost_usd: float = Field(description="Coût en USD (table de prix épinglée par modèle et taille)")
+
+
 class ImageInfo(_Response):
     file_path: str = Field(description="Objet Cloud Storage (gs://bucket/generated_images/...)")
     url: str = Field(description="URL de téléchargement de l'image")
@@ -284,6 +294,16 @@ class ImageInfo(_Response):
     seed: int | None = Field(
         default=None, description="Graine qui a produit l'image (la renvoyer en seed la reproduit)"
     )
+    width: int | None = Field(default=None, description="Largeur en pixels (absente sur les tâches antérieures)")
+    height: int | None = Field(default=None, description="Hauteur en pixels (absente sur les tâches antérieures)")
+    sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 (hex) des octets téléchargés depuis url"
+    )
+    thumbnail_url: str | None = Field(
+        default=None,
+        description="Vignette WEBP de 256 pixels sur le grand côté, servie comme url (api, signée ou publique)",
+    )
+    usage: UsageInfo | None = Field(default=None, description="Consommation de l'appel qui a produit l'image")
 
 
 class JobTimingsInfo(_Response):
@@ -307,6 +327,9 @@ class ResultMetadata(_Response):
     timings: JobTimingsInfo | None = Field(
         default=None, description="Répartition du temps de la tâche (absent sur les tâches antérieures)"
     )
+    usage: UsageInfo | None = Field(
+        default=None, description="Somme des images[].usage (absent sur les tâches antérieures)"
+    )
 
 
 class ResultResponse(_Response):
@@ -324,6 +347,29 @@ class JobEvent(StatusResponse):
 
     images: list[ImageInfo] | None = Field(default=None, description="Présent si COMPLETED")
     metadata: ResultMetadata | None = Field(default=None, description="Présent si COMPLETED")
+
+
+class UsageTotals(UsageInfo):
+    """Totals of the caller's jobs completed in a period."""
+
+    jobs: int = Field(description="Tâches terminées (COMPLETED)")
+
+
+class UsageDay(UsageTotals):
+    """One day (UTC)."""
+
+    date: str = Field(examples=["2026-12-01"])
+
+
+class UsageResponse(_Response):
+    """``GET /api/usage``: the caller's totals per day, from the jobs completed those days."""
+
+    model_config = ConfigDict(defer_build=True, serialize_by_alias=True, validate_by_name=True)
+
+    from_date: str = Field(alias="from", description="Premier jour (UTC)")
+    to: str = Field(description="Dernier jour inclus (UTC)")
+    days: list[UsageDay] = Field(description="Un élément par jour, du premier au dernier")
+    total: UsageTotals = Field(description="Somme de la période")
 
 
 class WebhookSecretResponse(_Response):

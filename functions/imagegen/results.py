@@ -44,9 +44,19 @@ def result_images(job: dict[str, Any]) -> list[dict[str, Any]]:
             size_bytes=record["size_bytes"],
             dimensions=record["dimensions"],
             seed=record.get("seed"),
+            width=record.get("width"),
+            height=record.get("height"),
+            sha256=record.get("sha256"),
+            thumbnail_url=_thumbnail_url(record),
+            usage=record.get("usage"),
         ).model_dump(exclude_none=True)
         for _, record in sorted(images.items(), key=lambda item: int(item[0]))
     ]
+
+
+def _thumbnail_url(record: dict[str, Any]) -> str | None:
+    name = record.get("thumbnail_object_name")
+    return object_url(name) if name else None
 
 
 def result_metadata(job: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Generated images in Cloud Storage, and the URLs clients fetch them from.
 
-Object names are deterministic (``generated_images/<job_id>/image_<n>.<ext>``)
-so a retried or duplicated worker overwrites rather than adds, and a job can
+Object names are deterministic (``generated_images/<job_id>/image_<n>.<ext>``,
+its thumbnail ``image_<n>_thumb.webp`` beside it) so a retried or duplicated worker overwrites rather than adds, and a job can
 never hold more than ``num_images`` objects.
 
 ``IMAGE_URL_MODE`` decides the result URLs (computed when read, never stored,
@@ -30,6 +30,10 @@ _CACHE_CONTROL = "private, max-age=86400"
 
 def object_name(job_id: str, index: int, extension: str) -> str:
     return f"{IMAGES_PREFIX}/{job_id}/image_{index}.{extension}"
+
+
+def thumbnail_name(job_id: str, index: int) -> str:
+    return f"{IMAGES_PREFIX}/{job_id}/image_{index}_thumb.webp"
 
 
 def _bucket() -> Any:

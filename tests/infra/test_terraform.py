@@ -581,6 +581,20 @@ def test_firestore_indexes_json_matches_terraform() -> None:
                 (("status", "ASCENDING"), ("queued_at", "ASCENDING"), ("created_at", "ASCENDING")),
             ),
             ("image_jobs", (("status", "ASCENDING"), ("updated_at", "ASCENDING"))),  # its quiet jobs
+            (  # GET /api/usage: one aggregation per day, the summed fields in the index
+                "image_jobs",
+                tuple(
+                    (field, "ASCENDING")
+                    for field in (
+                        "owner", "completed_day", "usage_cost_usd", "usage_images",
+                        "usage_input_tokens", "usage_output_tokens", "usage_thinking_tokens",
+                    )
+                ),
+            ),
+            (  # the per-key monthly budget
+                "image_jobs",
+                (("api_key", "ASCENDING"), ("completed_day", "ASCENDING"), ("usage_cost_usd", "ASCENDING")),
+            ),
         ]
     )
     doc = json.loads(INDEXES_JSON.read_text(encoding="utf-8"))

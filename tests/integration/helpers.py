@@ -36,6 +36,11 @@ def stored_objects(job_id: str) -> list[str]:
     return sorted(item["name"] for item in response.json().get("items", []))
 
 
+def stored_images(job_id: str) -> list[str]:
+    """``stored_objects`` without the thumbnails (``image_<n>_thumb.webp``) beside the images."""
+    return [name for name in stored_objects(job_id) if not name.endswith("_thumb.webp")]
+
+
 def create_job(api: Any, headers: dict[str, str] | None = None, **fields: Any) -> str:
     response = api.post(
         "/api/images/generate", json={"prompt": "Un phare sous la pluie"} | fields, headers=headers

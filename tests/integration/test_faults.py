@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.helpers import WORKER, create_job, deliver_task, stored_objects
+from tests.integration.helpers import WORKER, create_job, deliver_task, stored_images, stored_objects
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_transient_429_then_503_are_retried_to_success(api: Any, standin: Any) -
     job_id = create_job(api)
     assert api.wait_for_job(job_id)["status"] == "COMPLETED"
     assert [c["status"] for c in standin.calls()] == [429, 503, 200]
-    assert len(stored_objects(job_id)) == 1
+    assert len(stored_images(job_id)) == 1
 
 
 def test_persistent_503_fails_after_the_sdk_retries(api: Any, standin: Any) -> None:
@@ -63,7 +63,7 @@ def test_duplicate_delivery_of_a_finished_job_does_nothing(api: Any, standin: An
     assert response.status_code == 200 and response.json()["outcome"] == "finished"
     assert len(standin.calls()) == 2
     assert api.get(f"/api/images/result/{job_id}").json() == before
-    assert len(stored_objects(job_id)) == 2
+    assert len(stored_images(job_id)) == 2
 
 
 def test_concurrent_duplicate_deliveries_make_each_image_once(api: Any, standin: Any, stack: Any) -> None:
@@ -76,7 +76,7 @@ def test_concurrent_duplicate_deliveries_make_each_image_once(api: Any, standin:
     outcomes = [a.json()["outcome"] for a in answers]
     assert all(o in ("completed", "busy", "finished") for o in outcomes), outcomes
     assert len(standin.calls()) == 3
-    assert stored_objects(job_id) == [f"generated_images/{job_id}/image_{n}.png" for n in (1, 2, 3)]
+    assert stored_images(job_id) == [f"generated_images/{job_id}/image_{n}.png" for n in (1, 2, 3)]
     assert len(api.get(f"/api/images/result/{job_id}").json()["images"]) == 3
 
 

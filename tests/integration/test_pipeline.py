@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.helpers import create_job, fetch_image, stored_objects
+from tests.integration.helpers import create_job, fetch_image, stored_images
 
 SIZES = ["512x512", "1024x1024", "1792x1024"]
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
@@ -76,7 +76,7 @@ def test_four_images_are_generated_in_parallel_with_rising_progress(api: Any, st
     assert len(standin.calls()) == 4
     # Four 1.5 s calls one after another would take at least 6 s.
     assert result["metadata"]["generation_time_seconds"] < 6
-    assert stored_objects(job_id) == [f"generated_images/{job_id}/image_{n}.webp" for n in range(1, 5)]
+    assert stored_images(job_id) == [f"generated_images/{job_id}/image_{n}.webp" for n in range(1, 5)]
 
 
 def test_result_of_a_running_job_is_202_without_images(api: Any, standin: Any) -> None:

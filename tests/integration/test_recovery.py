@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from emulator.stack import Stack
-from tests.integration.helpers import abandoned_job, deliver_task, queued_job, stored_objects, wait_until
+from tests.integration.helpers import abandoned_job, deliver_task, queued_job, stored_images, stored_objects, wait_until
 
 GAVE_UP = "Échec de la génération après plusieurs tentatives"
 QUOTA = "Quota Gemini dépassé, réessayez plus tard"
@@ -78,7 +78,7 @@ def test_a_delivery_that_lost_its_lease_keeps_the_image_it_may_share(
         newer = {"owner": "newer-delivery", "expires_at": datetime.now(timezone.utc) + timedelta(minutes=5)}
         ref.update({"lease": newer})
         assert old.result(timeout=30) == (200, "stopped")
-    assert stored_objects(job_id) == [f"generated_images/{job_id}/image_1.png"]
+    assert stored_images(job_id) == [f"generated_images/{job_id}/image_1.png"]
     assert ref.get().to_dict()["lease"] == newer
     ref.delete()  # an active job would make the next tests wait for it
 

@@ -25,6 +25,7 @@ from tests.integration.helpers import (
     create_job,
     deliver_task,
     object_generations,
+    stored_images,
     stored_objects,
     wait_until,
 )
@@ -92,7 +93,7 @@ def test_worker_killed_mid_job_is_taken_over_once_its_lease_expires(
     assert completed_at > dead["lease"]["expires_at"]
 
     names = [f"generated_images/{job_id}/image_{n}.png" for n in range(1, IMAGES + 1)]
-    assert stored_objects(job_id) == names
+    assert stored_images(job_id) == names
     after = object_generations(job_id)
     assert {name: after[name] for name in kept} == kept  # recorded images were not uploaded again
     new_calls = standin.calls()[len(calls_before):]
@@ -122,7 +123,7 @@ def test_job_left_generating_with_an_expired_lease_is_taken_over(
     assert response.json() == {"job_id": job_id, "outcome": "completed"}
     status = api.get(f"/api/images/status/{job_id}").json()
     assert (status["status"], status["progress"]) == ("COMPLETED", 100)
-    assert stored_objects(job_id) == [f"generated_images/{job_id}/image_{n}.png" for n in (1, 2)]
+    assert stored_images(job_id) == [f"generated_images/{job_id}/image_{n}.png" for n in (1, 2)]
     assert len(standin.calls()) == 2
     final = jobs.document(job_id).get().to_dict()
     assert final["lease"] is None and final["attempts"] == 2
@@ -176,7 +177,7 @@ def test_functions_survive_a_firestore_emulator_restart(api: Any, standin: Any, 
         recovered_after = time.monotonic() - restarted
         assert set(codes[:-1]) <= {503}, codes  # unavailable for a while at most, never another error
         assert api.wait_for_job(job_id, timeout=30)["status"] == "COMPLETED"
-        assert stored_objects(job_id) == [f"generated_images/{job_id}/image_1.png"]
+        assert stored_images(job_id) == [f"generated_images/{job_id}/image_1.png"]
         assert api.get(f"/api/images/status/{before}").status_code == 404  # gone with the old emulator
         assert {name: stack.pid(name) for name in pids} == pids  # no function was restarted (or crashed)
         assert recovered_after < 30

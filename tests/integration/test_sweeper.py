@@ -26,7 +26,7 @@ from tests.integration.helpers import (
     abandoned_job,
     deliver_task,
     queued_job,
-    stored_objects,
+    stored_images,
     wait_until,
 )
 from tests.tokens import cloud_tasks_token
@@ -72,7 +72,7 @@ def test_jobs_created_while_the_queue_is_frozen_all_end(api: Any, standin: Any, 
     for job_id in ids:
         assert api.wait_for_job(job_id, timeout=60)["status"] == "COMPLETED"
         assert jobs.document(job_id).get().get("queued_at") is not None
-        assert stored_objects(job_id) == [f"generated_images/{job_id}/image_1.png"]
+        assert stored_images(job_id) == [f"generated_images/{job_id}/image_1.png"]
     assert len(standin.calls()) == 3  # each job ran once, however many times it was queued
 
 
@@ -127,7 +127,7 @@ def test_the_sweeper_requeues_a_job_whose_worker_was_killed(api: Any, standin: A
     assert api.wait_for_job(job_id, timeout=60)["status"] == "COMPLETED"
     final = ref.get().to_dict()
     assert (final["sweeps"], final["attempts"], final["lease"]) == (1, 2, None)
-    assert stored_objects(job_id) == [f"generated_images/{job_id}/image_{n}.png" for n in (1, 2)]
+    assert stored_images(job_id) == [f"generated_images/{job_id}/image_{n}.png" for n in (1, 2)]
 
 
 def test_the_sweeper_fails_a_job_its_attempts_could_not_finish(api: Any, standin: Any, stack: Stack, jobs: Any) -> None:

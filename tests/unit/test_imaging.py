@@ -50,6 +50,9 @@ def test_render_gives_exact_size_and_format(size: str, fmt: str, quality: str) -
     assert decoded.format == fmt
     assert f"{decoded.width}x{decoded.height}" == size == encoded.dimensions
     assert encoded.content_type == f"image/{fmt.lower()}"
+    with Image.open(io.BytesIO(encoded.thumbnail)) as thumbnail:
+        assert thumbnail.format == "WEBP"
+        assert thumbnail.size == ((256, 146) if size == "1792x1024" else (256, 256))
 
 
 def test_render_crops_instead_of_stretching() -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from imagegen import google_tokens
@@ -51,6 +51,8 @@ class Principal:
 
     owner: str
     method: Literal["api_key", "firebase", "anonymous"]
+    key_hash: str = field(default="", compare=False)
+    """The API key's SHA-256 (its document id), for the key's monthly budget."""
 
 
 ANONYMOUS = Principal("anonymous", "anonymous")
@@ -106,7 +108,7 @@ def _key_owner(key: str) -> Principal:
     owner = keys.lookup(key)
     if owner is None:
         raise AuthError(401, INVALID_KEY)
-    return Principal(f"key:{owner}", "api_key")
+    return Principal(f"key:{owner}", "api_key", keys.hash_key(key))
 
 
 def _firebase_user(token: str, settings: Settings) -> Principal:

@@ -2,7 +2,9 @@
 
 Document ``{API_KEYS_COLLECTION}/{sha256 hex of the key}``::
 
-    owner, name, created_at, disabled, key_prefix (first 8 characters, for display)
+    owner, name, created_at, disabled, key_prefix (first 8 characters, for display),
+    monthly_budget_usd (optional: new jobs are refused, 402, once the key's jobs
+    completed this month cost that much; see ``usage_api``)
 
 Lookup precedence (first match wins):
 1. ``API_KEY_HASHES``: comma-separated ``owner:sha256hex`` entries, for small
@@ -17,7 +19,8 @@ brute-forced back into a key, and it lets a request find its document by id.
 Command line (uses the normal settings: ``FIRESTORE_EMULATOR_HOST`` for the
 emulator, else Application Default Credentials and ``GOOGLE_CLOUD_PROJECT``)::
 
-    python -m imagegen.api.keys create --owner alice --name frontend
+    python -m imagegen.api.keys create --owner alice --name frontend [--monthly-budget-usd 20]
+    python -m imagegen.api.keys set-budget HASH_OR_KEY_PREFIX --monthly-budget-usd 50   # 0: no budget
     python -m imagegen.api.keys generate --owner alice   # for API_KEY_HASHES, writes nothing
     python -m imagegen.api.keys list
     python -m imagegen.api.keys disable HASH_OR_KEY_PREFIX
@@ -116,19 +119,34 @@ def _collection() -> Any:
     return firestore_client().collection(load_settings().api_keys_collection)
 
 
-def create_key(owner: str, name: str) -> str:
+def _check_budget(budget: float | None) -> float | None:
+    if budget is not None and not (budget >= 0 and budget < float("inf")):
+        raise ValueError("--monthly-budget-usd must be a non-negative number of USD")
+    return budget or None  # 0: no budget
+
+
+def create_key(owner: str, name: str, monthly_budget_usd: float | None = None) -> str:
     """Store a new key for ``owner`` and return it: the only time it exists in clear."""
     key = new_key()
-    _collection().document(hash_key(key)).create(
-        {
-            "owner": _check_owner(owner),
-            "name": name,
-            "created_at": datetime.now(timezone.utc),
-            "disabled": False,
-            "key_prefix": key[:_DISPLAY_PREFIX_LENGTH],
-        }
-    )
+    document: dict[str, Any] = {
+        "owner": _check_owner(owner),
+        "name": name,
+        "created_at": datetime.now(timezone.utc),
+        "disabled": False,
+        "key_prefix": key[:_DISPLAY_PREFIX_LENGTH],
+    }
+    budget = _check_budget(monthly_budget_usd)
+    if budget is not None:
+        document["monthly_budget_usd"] = budget
+    _collection().document(hash_key(key)).create(document)
     return key
+
+
+def monthly_budget(key_hash: str) -> float | None:
+    """The key's monthly budget in USD, None without one (or for ``API_KEY_HASHES`` keys)."""
+    snapshot = _collection().document(key_hash).get(field_paths=["monthly_budget_usd"])
+    value = snapshot.to_dict().get("monthly_budget_usd") if snapshot.exists else None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 def lookup(key: str) -> str | None:
@@ -158,6 +176,22 @@ def disable_key(key_hash_or_prefix: str) -> str:
 
     Raises ``LookupError`` when no key, or more than one for a prefix, matches.
     """
+    key_hash = _update_key(key_hash_or_prefix, {"disabled": True})
+    _owners.discard(key_hash)
+    return key_hash
+
+
+def set_budget(key_hash_or_prefix: str, monthly_budget_usd: float) -> str:
+    """Set (0: remove) the key's monthly budget; returns the hash (``LookupError`` as ``disable_key``)."""
+    from google.cloud import firestore
+
+    budget = _check_budget(monthly_budget_usd)
+    value = firestore.DELETE_FIELD if budget is None else budget
+    return _update_key(key_hash_or_prefix, {"monthly_budget_usd": value})
+
+
+def _update_key(key_hash_or_prefix: str, changes: dict[str, Any]) -> str:
+    """Apply ``changes`` to the key named by its hash or its ``key_prefix``; its hash."""
     from google.api_core.exceptions import NotFound
     from google.cloud.firestore import FieldFilter
 
@@ -172,10 +206,9 @@ def disable_key(key_hash_or_prefix: str) -> str:
             raise LookupError(f"{found} with prefix {ident!r}; give the full hash")
         ref = matches[0]
     try:
-        ref.update({"disabled": True})
+        ref.update(changes)
     except NotFound:
         raise LookupError(f"no key with hash {ident!r}") from None
-    _owners.discard(ref.id)
     return ref.id
 
 
@@ -193,11 +226,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     create = commands.add_parser("create", help="store a new key in Firestore and print it once")
     create.add_argument("--owner", required=True)
     create.add_argument("--name", required=True, help="what the key is for, e.g. frontend")
+    create.add_argument("--monthly-budget-usd", type=float, help="refuse new jobs once this month's cost this much")
     generate = commands.add_parser("generate", help="print a new key and its API_KEY_HASHES entry")
     generate.add_argument("--owner", required=True)
     commands.add_parser("list", help="list the keys stored in Firestore")
     disable = commands.add_parser("disable", help="disable a Firestore key")
     disable.add_argument("key", metavar="HASH_OR_KEY_PREFIX")
+    budget = commands.add_parser("set-budget", help="set or (with 0) remove a key's monthly budget")
+    budget.add_argument("key", metavar="HASH_OR_KEY_PREFIX")
+    budget.add_argument("--monthly-budget-usd", type=float, required=True)
     args = parser.parse_args(argv)
 
     try:
@@ -209,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         print(f"Using {_target()}", file=sys.stderr)
         if args.command == "create":
-            print(create_key(args.owner, args.name))
+            print(create_key(args.owner, args.name, args.monthly_budget_usd))
             print(_SHOWN_ONCE, file=sys.stderr)
         elif args.command == "list":
             for doc in list_keys():
@@ -217,7 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(
                     f"{doc['hash']}  {doc['key_prefix']}  {state:8}  {doc['created_at']:%Y-%m-%d %H:%M}"
                     f"  {doc['owner']}  {doc['name']}"
+                    + (f"  budget {doc['monthly_budget_usd']} USD/month" if doc.get("monthly_budget_usd") else "")
                 )
+        elif args.command == "set-budget":
+            print(f"budget set on {set_budget(args.key, args.monthly_budget_usd)}")
         else:
             print(f"disabled {disable_key(args.key)}")
     except (ValueError, LookupError) as exc:

@@ -20,6 +20,7 @@ from imagegen.models import (
     JobListResponse,
     ResultResponse,
     StatusResponse,
+    UsageResponse,
     WebhookSecretResponse,
 )
 
@@ -44,6 +45,7 @@ def _schemas() -> dict[str, Any]:
         HealthResponse,
         JobListResponse,
         JobEvent,
+        UsageResponse,
         WebhookSecretResponse,
     ]
     for model in models:
@@ -187,6 +189,7 @@ def openapi_document() -> dict[str, Any]:
                         "202": _json("CreateJobResponse", "Tâche créée (PENDING)"),
                         "400": _error("Requête invalide (un message par champ)"),
                         "413": _error("Corps trop volumineux"),
+                        "402": _error("Budget mensuel de la clé API épuisé (jusqu'au mois suivant)"),
                         "422": _error("Idempotency-Key réutilisée avec un autre corps"),
                         "429": _error("Trop de tâches créées (en-tête Retry-After)"),
                     }
@@ -296,7 +299,8 @@ def openapi_document() -> dict[str, Any]:
                             "name": "filename",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "string", "pattern": "^image_[1-4]\\.(png|jpg|webp)$"},
+                            "schema": {"type": "string", "pattern": "^image_[1-4](\\.(png|jpg|webp)|_thumb\\.webp)$"},
+                            "description": "image_<n>.<ext>, ou sa vignette image_<n>_thumb.webp",
                         },
                     ],
                     "responses": {
@@ -332,6 +336,35 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "Page HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
                     },
+                }
+            },
+            "/api/usage": {
+                "get": {
+                    "operationId": "getUsage",
+                    "tags": ["usage"],
+                    "summary": "Votre consommation par jour (UTC) : tâches, images, jetons, coût",
+                    "description": (
+                        "Totaux des tâches terminées (COMPLETED) chaque jour, calculés par des "
+                        "agrégations Firestore sur vos tâches. Par défaut : du 1er du mois à aujourd'hui."
+                    ),
+                    "parameters": [
+                        {
+                            "name": name,
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+                            "description": description,
+                        }
+                        for name, description in (
+                            ("from", "Premier jour, AAAA-MM-JJ (défaut : le 1er du mois de to)"),
+                            ("to", "Dernier jour inclus, AAAA-MM-JJ (défaut : aujourd'hui); 93 jours au plus"),
+                        )
+                    ],
+                    "responses": {
+                        "200": _json("UsageResponse", "Un total par jour et celui de la période"),
+                        "400": _error("Date invalide, from après to, ou période de plus de 93 jours"),
+                    }
+                    | _AUTH_ERRORS,
                 }
             },
             "/api/webhooks/secret": {
@@ -392,6 +425,7 @@ def openapi_document() -> dict[str, Any]:
             {"name": "jobs", "description": "Tâches de génération : créer, suivre, récupérer, annuler"},
             {"name": "images", "description": "Images générées servies par l'API"},
             {"name": "webhooks", "description": "Votre clé de signature des webhooks de vos tâches"},
+            {"name": "usage", "description": "Consommation et coût de vos tâches"},
             {"name": "service", "description": "État du service et documentation"},
         ],
         "components": {

@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 
 from imagegen import job_store, job_tasks, storage
-from imagegen.api import auth, docs, events as job_events, long_poll, rate_limit, web, webhook_secrets
+from imagegen.api import auth, docs, events as job_events, long_poll, rate_limit, usage_api, web, webhook_secrets
 from imagegen.config import GeminiBackend, load_settings
 from imagegen.generation.gemini import NOT_CONFIGURED
 from imagegen.http import error_response, is_infrastructure_error, json_response, request_context
@@ -45,7 +45,7 @@ NOT_FOUND = "Tâche introuvable"
 CREATED = "Tâche de génération d'images créée avec succès"
 UNAVAILABLE = "Service temporairement indisponible, réessayez dans quelques instants"
 INTERNAL_ERROR = "Erreur interne du serveur"
-_IMAGE_FILE = re.compile(r"^image_[1-4]\.(png|jpg|webp)$")
+_IMAGE_FILE = re.compile(r"^image_[1-4](?:\.(?:png|jpg|webp)|_thumb\.webp)\Z")  # an image or its thumbnail
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _RETRY_LATER = {"Retry-After": "5"}
 _MAX_PAGE = 100
@@ -63,6 +63,7 @@ _ROUTES = Map(
         Rule("/api/images/cancel/<job_id>", endpoint="cancel", methods=["POST"]),
         Rule("/api/images/jobs", endpoint="jobs", methods=["GET"]),
         Rule("/api/images/events/<job_id>", endpoint="events", methods=["GET"]),
+        Rule("/api/usage", endpoint="usage", methods=["GET"]),
         Rule("/api/webhooks/secret", endpoint="webhook_secret", methods=["GET"]),
         Rule("/api/webhooks/secret/rotate", endpoint="rotate_webhook_secret", methods=["POST"]),
         Rule(f"/{storage.IMAGES_PREFIX}/<job_id>/<filename>", endpoint="image", methods=["GET"]),
@@ -171,6 +172,9 @@ def generate(request: flask.Request, principal: auth.Principal) -> flask.Respons
         if wait:
             message = f"Trop de tâches créées, réessayez dans {wait} s"
             return error_response(429, message, headers={"Retry-After": str(wait)})
+    over_budget = usage_api.budget_refusal(principal)
+    if over_budget is not None:
+        return over_budget
 
     webhook = (
         {"url": params.webhook_url, "events": params.webhook_events}
@@ -180,7 +184,11 @@ def generate(request: flask.Request, principal: auth.Principal) -> flask.Respons
     if params.webhook_url:  # its deliveries are signed with the owner's key: make sure it exists
         signing_secrets.ensure(principal.owner)
     job = job_store.new_job(
-        params.job_fields(), owner=principal.owner, webhook=webhook, trace=current_trace()
+        params.job_fields(),
+        owner=principal.owner,
+        webhook=webhook,
+        trace=current_trace(),
+        api_key=principal.key_hash,
     )
     if idempotency_key is None:
         job_store.create_job(job)
@@ -328,6 +336,7 @@ _HANDLERS: dict[str, Callable[..., flask.Response]] = {
     "jobs": jobs,
     "events": events,
     "image": image,
+    "usage": usage_api.usage_report,
     "webhook_secret": webhook_secrets.get_secret,
     "rotate_webhook_secret": webhook_secrets.rotate_secret,
     "root": web.root,

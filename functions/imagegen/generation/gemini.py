@@ -53,6 +53,9 @@ class GeneratedImage:
     model: str
     """The exact model that made the image."""
     model_version: str
+    thinking_tokens: int = 0
+    output_image_tokens: int | None = None
+    """The IMAGE share of ``output_tokens`` when Gemini reports it."""
 
 
 @dataclass(frozen=True)
@@ -175,4 +178,14 @@ def _image_from(response: Any, model: str) -> GeneratedImage:
         output_tokens=(usage.candidates_token_count or 0) if usage else 0,
         model=model,
         model_version=response.model_version or model,
+        thinking_tokens=(usage.thoughts_token_count or 0) if usage else 0,
+        output_image_tokens=_image_tokens(usage),
     )
+
+
+def _image_tokens(usage: Any) -> int | None:
+    """The IMAGE entry of ``candidates_tokens_details``, if the response has one."""
+    for detail in (getattr(usage, "candidates_tokens_details", None) or []) if usage else []:
+        if getattr(detail.modality, "value", detail.modality) == "IMAGE":
+            return detail.token_count or 0
+    return None

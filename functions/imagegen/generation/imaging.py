@@ -47,6 +47,8 @@ _TIER = {
 _CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 _LOSSY_QUALITY = {"standard": 85, "high": 92, "ultra": 95}
+THUMBNAIL_SIDE = 256
+_THUMBNAIL_QUALITY = 80
 
 
 class ImageError(Exception):
@@ -71,6 +73,8 @@ class EncodedImage:
     format: str
     content_type: str
     extension: str
+    thumbnail: bytes
+    """A WEBP of the image, ``THUMBNAIL_SIDE`` pixels on its long side."""
 
     @property
     def dimensions(self) -> str:
@@ -108,12 +112,12 @@ def render(data: bytes, target: Plan, fmt: str, quality: str) -> EncodedImage:
     """
     decoded = _decode(data)
     if _as_asked(decoded, target, fmt):
-        return _encoded(data, decoded.width, decoded.height, fmt)
+        return _encoded(data, decoded, fmt)
     image = ImageOps.exif_transpose(decoded)
     keep_alpha = fmt in ("PNG", "WEBP") and image.mode in ("RGBA", "LA", "PA")
     image = image.convert("RGBA" if keep_alpha else "RGB")
     fitted = ImageOps.fit(image, (target.width, target.height), Image.Resampling.LANCZOS)
-    return _encoded(_encode(fitted, fmt, quality), fitted.width, fitted.height, fmt)
+    return _encoded(_encode(fitted, fmt, quality), fitted, fmt)
 
 
 def _as_asked(image: Image.Image, target: Plan, fmt: str) -> bool:
@@ -124,15 +128,28 @@ def _as_asked(image: Image.Image, target: Plan, fmt: str) -> bool:
     )
 
 
-def _encoded(data: bytes, width: int, height: int, fmt: str) -> EncodedImage:
+def _encoded(data: bytes, image: Image.Image, fmt: str) -> EncodedImage:
+    """``data``, the encoding of ``image``, with its thumbnail."""
     return EncodedImage(
         data=data,
-        width=width,
-        height=height,
+        width=image.width,
+        height=image.height,
         format=fmt,
         content_type=_CONTENT_TYPES[fmt],
         extension=_EXTENSIONS[fmt],
+        thumbnail=_thumbnail(image),
     )
+
+
+def _thumbnail(image: Image.Image) -> bytes:
+    """``image`` scaled to ``THUMBNAIL_SIDE`` on its long side (aspect kept), as WEBP."""
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA")
+    scale = THUMBNAIL_SIDE / max(image.width, image.height)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    out = io.BytesIO()
+    image.resize(size, Image.Resampling.LANCZOS).save(out, "WEBP", quality=_THUMBNAIL_QUALITY, method=4)
+    return out.getvalue()
 
 
 def _encode(image: Image.Image, fmt: str, quality: str) -> bytes:

@@ -20,6 +20,7 @@ that dies on its last attempt is caught by the sweeper (``sweeper``).
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import logging
 import re
 import secrets
@@ -31,8 +32,8 @@ from typing import Any
 
 import flask
 
-from imagegen import job_store, storage, task_auth
-from imagegen.generation import gemini, imaging, model_catalog, source_image
+from imagegen import job_store, storage, task_auth, usage
+from imagegen.generation import gemini, imaging, model_catalog, pricing, source_image
 from imagegen.generation.timings import JobTimings
 from imagegen.config import load_settings
 from imagegen.http import error_response, json_response, request_context
@@ -174,17 +175,24 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
         with timer.phase("post_processing"):
             encoded = imaging.render(generated.data, target, request["format"], request["quality"])
         name = storage.object_name(job_id, index, encoded.extension)
+        thumbnail = storage.thumbnail_name(job_id, index)
         generation = storage.upload(name, encoded.data, encoded.content_type)
+        thumbnail_generation = storage.upload(thumbnail, encoded.thumbnail, "image/webp")
         record = {
             "object_name": name,
+            "thumbnail_object_name": thumbnail,
             "format": encoded.format,
             "content_type": encoded.content_type,
             "size_bytes": len(encoded.data),
             "dimensions": encoded.dimensions,
             "seed": seed,
+            "width": encoded.width,
+            "height": encoded.height,
+            "sha256": hashlib.sha256(encoded.data).hexdigest(),
             "description": request["prompt"],
             "input_tokens": generated.input_tokens,
             "output_tokens": generated.output_tokens,
+            "usage": pricing.usage_record(model, target.image_size, _call_usage(generated)),
             "model": generated.model,
             "model_version": generated.model_version,
         }
@@ -201,8 +209,9 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
                     },
                 )
             except LeaseLost as lost:
-                if lost.cancelled:  # leave no image behind, but only the one written here
+                if lost.cancelled:  # leave no image behind, but only the ones written here
                     storage.delete(name, generation=generation)
+                    storage.delete(thumbnail, generation=thumbnail_generation)
                 raise
             images[str(index)] = record
         timer.done()
@@ -222,6 +231,7 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
     job_store.set_status(job_id, worker_id, JobStatus.SAVING, progress=95)
     timings.lap("storage")
     ordered = [images[str(i)] for i in range(1, total + 1)]
+    job_usage = pricing.total([image["usage"] for image in ordered if "usage" in image])
     metadata = {
         "model_name": ordered[0].get("model") or model,
         "version": ordered[0]["model_version"],
@@ -230,6 +240,7 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
         "output_size_bytes": sum(image["size_bytes"] for image in ordered),
         "timestamp": iso(job_store.utcnow()),
         "timings": timings.as_metadata(),
+        "usage": job_usage,
     }
     job_store.set_status(
         job_id,
@@ -238,6 +249,7 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
         progress=100,
         message=f"{total} image(s) générée(s) avec succès",
         metadata=metadata,
+        **usage.completion_fields(job_usage, job_store.utcnow()),
     )
     logger.info("job completed", **fields(images=total, seconds=metadata["generation_time_seconds"]))
 
@@ -259,6 +271,15 @@ def _image_seed(job_seed: int | None, index: int) -> int:
     if job_seed is None:
         return secrets.randbelow(MAX_SEED + 1)
     return (job_seed + index - 1) % (MAX_SEED + 1)
+
+
+def _call_usage(generated: gemini.GeneratedImage) -> pricing.CallUsage:
+    return pricing.CallUsage(
+        input_tokens=generated.input_tokens,
+        output_tokens=generated.output_tokens,
+        thinking_tokens=generated.thinking_tokens,
+        output_image_tokens=generated.output_image_tokens,
+    )
 
 
 def _progress(done: int, total: int) -> int:
