@@ -364,10 +364,8 @@ class UsageDay(UsageTotals):
 class UsageResponse(_Response):
     """``GET /api/usage``: the caller's totals per day, from the jobs completed those days."""
 
-    model_config = ConfigDict(defer_build=True, serialize_by_alias=True, validate_by_name=True)
-
-    from_date: str = Field(alias="from", description="Premier jour (UTC)")
-    to: str = Field(description="Dernier jour inclus (UTC)")
+    from_date: str = Field(description="Premier jour (UTC), le paramètre from")
+    to_date: str = Field(description="Dernier jour inclus (UTC), le paramètre to")
     days: list[UsageDay] = Field(description="Un élément par jour, du premier au dernier")
     total: UsageTotals = Field(description="Somme de la période")
 

@@ -67,7 +67,7 @@ def test_images_carry_size_hash_thumbnail_and_usage_that_add_up(api: Any, make_k
     (today,) = day["days"]
     assert today == {"date": _today(), "jobs": 1} | {k: usage[k] for k in usage}
     assert day["total"] == {"jobs": 1} | usage
-    assert (day["from"], day["to"]) == (_today(), _today())
+    assert (day["from_date"], day["to_date"]) == (_today(), _today())
 
 
 def test_usage_days_are_per_owner_and_cover_the_range(api: Any, make_key: Any) -> None:

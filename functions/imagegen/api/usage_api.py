@@ -56,7 +56,7 @@ def usage_report(request: flask.Request, principal: Principal) -> flask.Response
     return json_response(
         UsageResponse(
             from_date=start.isoformat(),
-            to=end.isoformat(),
+            to_date=end.isoformat(),
             days=[UsageDay(**day) for day in days],
             total=UsageTotals(**totals),
         )

@@ -35,6 +35,10 @@ from imagegen_client.models import (
     ResultMetadata,
     ResultResponse,
     StatusResponse,
+    UsageDay,
+    UsageInfo,
+    UsageResponse,
+    UsageTotals,
     WebhookSecretResponse,
 )
 from imagegen_client.webhooks import verify_webhook
@@ -64,6 +68,10 @@ __all__ = [
     "ResultResponse",
     "ServerError",
     "StatusResponse",
+    "UsageDay",
+    "UsageInfo",
+    "UsageResponse",
+    "UsageTotals",
     "WebhookSecretResponse",
     "WebhookVerificationError",
     "verify_webhook",

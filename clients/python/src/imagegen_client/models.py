@@ -80,6 +80,16 @@ class JobListResponse(_Response):
     next_cursor: str | None = None
 
 
+class UsageInfo(_Response):
+    """Tokens Gemini reported and their cost (USD, the server's pinned prices)."""
+
+    input_tokens: int
+    output_tokens: int
+    thinking_tokens: int
+    images: int
+    cost_usd: float
+
+
 class ImageInfo(_Response):
     file_path: str
     url: str
@@ -88,6 +98,11 @@ class ImageInfo(_Response):
     size_bytes: int
     dimensions: str
     seed: int | None = None
+    width: int | None = None
+    height: int | None = None
+    sha256: str | None = None  # of the bytes url serves
+    thumbnail_url: str | None = None  # a 256-pixel WEBP
+    usage: UsageInfo | None = None
 
 
 class JobTimingsInfo(_Response):
@@ -107,6 +122,7 @@ class ResultMetadata(_Response):
     output_size_bytes: int
     timestamp: str
     timings: JobTimingsInfo | None = None
+    usage: UsageInfo | None = None
 
 
 class ResultResponse(_Response):
@@ -128,6 +144,23 @@ class JobEvent(StatusResponse):
 
     images: list[ImageInfo] | None = None
     metadata: ResultMetadata | None = None
+
+
+class UsageTotals(UsageInfo):
+    jobs: int
+
+
+class UsageDay(UsageTotals):
+    date: str
+
+
+class UsageResponse(_Response):
+    """``GET /api/usage``: the caller's completed jobs per day (UTC)."""
+
+    from_date: str
+    to_date: str
+    days: list[UsageDay]
+    total: UsageTotals
 
 
 class WebhookSecretResponse(_Response):
