@@ -66,11 +66,13 @@ def test_generate_downloads_the_images_and_prints_their_paths(stack: Stack, stan
 
 
 def test_json_prints_the_result_document_and_downloads_nothing(stack: Stack, standin: Any, tmp_path: Path) -> None:
-    done = imagegen("generate", "Un phare", "--size", "512x512", "--format", "JPEG", "--json", cwd=tmp_path)
+    done = imagegen("generate", "Un phare", "--size", "512x512", "--format", "JPEG", "--seed", "42", "--json",
+                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["status"] == "COMPLETED" and document["images"][0]["dimensions"] == "512x512"
     assert document["images"][0]["format"] == "JPEG" and "metadata" in document
+    assert document["images"][0]["seed"] == 42
     assert list(tmp_path.iterdir()) == []
 
 

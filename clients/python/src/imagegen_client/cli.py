@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         "generate", parents=[common, waiting], help="create image jobs, show their progress, download the images",
         description="Create one job per prompt, show a live progress bar per job, then download the images "
         "(to the current directory unless -o is given; with --json, only when -o is given) and print their paths.",
+        epilog="examples:\n"
+        '  imagegen generate "Un phare sous la pluie"\n'
+        '  imagegen generate "Un chat astronaute" -n 2 --size 1792x1024 --format WEBP --style artistic -o out/\n'
+        '  imagegen generate "Un phare" "Un moulin" --json > results.jsonl   # one result document per line\n'
+        "Ctrl-C cancels the jobs. Exit codes: imagegen --help.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     gen.add_argument("prompts", nargs="+", metavar="PROMPT", help="what to draw (quote it); several prompts run in parallel")
     gen.add_argument("-n", "--num-images", type=int, default=1, help="images per prompt, 1 to 4 (default 1)")
@@ -88,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--style", default="photorealistic", help="photorealistic (default), artistic, illustration or 3d-render")
     gen.add_argument("--quality", default="high", help="standard, high (default) or ultra")
     gen.add_argument("--input-image", metavar="URL", help="an http(s) image to start from")
+    gen.add_argument("--seed", type=int, help="image n uses seed + n - 1: the same seed redraws the same images")
+    gen.add_argument("--model", help="one of the models the API offers (default: its own)")
     gen.add_argument("--webhook-url", metavar="URL", help="also POST the job's webhooks to this URL")
 
     watch = commands.add_parser("watch", parents=[common, waiting], help="follow a job to its end (progress bar)")
@@ -185,10 +193,9 @@ async def _cancel_quietly(client: AsyncImageGenClient, job_id: str) -> None:
 def _generate_params(args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = {"num_images": args.num_images, "size": args.size, "format": args.format,
                               "style": args.style, "quality": args.quality}
-    if args.input_image:
-        params["input_image_url"] = args.input_image
-    if args.webhook_url:
-        params["webhook_url"] = args.webhook_url
+    optional = {"input_image_url": args.input_image, "seed": args.seed, "model": args.model,
+                "webhook_url": args.webhook_url}
+    params |= {name: value for name, value in optional.items() if value is not None}
     return params
 
 
