@@ -36,6 +36,16 @@ def error_response(
     return json_response({"error": message, "details": details or []}, status, headers)
 
 
+def ascii_int(raw: str | None, max_digits: int = 18) -> int | None:
+    """``raw`` as a non-negative integer if it is 1..max_digits ASCII digits, else None.
+
+    Stricter than ``str.isdigit()``/``int()``, which also accept "²", "١" or " 7".
+    """
+    if raw is None or not 0 < len(raw) <= max_digits or not raw.isascii() or not raw.isdigit():
+        return None
+    return int(raw)
+
+
 def is_infrastructure_error(exc: BaseException) -> bool:
     """True for a failure of something the service depends on (answer 503, retry later).
 

@@ -19,7 +19,7 @@ from google.api_core.exceptions import RetryError
 
 from imagegen.api import router
 from imagegen.config import load_settings
-from imagegen.http import is_infrastructure_error
+from imagegen.http import ascii_int, is_infrastructure_error
 
 app = flask.Flask(__name__)
 
@@ -92,3 +92,12 @@ def test_an_infrastructure_error_is_a_503_to_retry(monkeypatch: pytest.MonkeyPat
 @pytest.mark.parametrize("exc", [KeyError("x"), TypeError("x"), ValueError("x"), AttributeError("x"), ZeroDivisionError()])
 def test_programming_errors_are_not_infrastructure(exc: Exception) -> None:
     assert not is_infrastructure_error(exc)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("7", 7), ("0", 0), ("020", 20), ("²", None), ("١", None), (" 7", None), ("7\n", None),
+     ("-1", None), ("", None), (None, None), ("1" * 19, None)],
+)
+def test_ascii_int_accepts_only_ascii_digits(raw: str | None, expected: int | None) -> None:
+    assert ascii_int(raw) == expected

@@ -24,7 +24,7 @@ import flask
 
 from imagegen.api.job_watch import JobState, JobWatch, remaining
 from imagegen.config import load_settings
-from imagegen.http import error_response
+from imagegen.http import ascii_int, error_response
 from imagegen.logs import fields, log_context
 from imagegen.models import JOB_ID_PATTERN, JobEvent, JobStatus
 from imagegen.results import result_images, result_metadata, status_body
@@ -59,9 +59,10 @@ def last_event_id(request: flask.Request) -> int | None | flask.Response:
     raw = raw.strip()
     if not raw:
         return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 20:
+    event_id = ascii_int(raw, max_digits=20)
+    if event_id is None:
         return error_response(400, "Last-Event-ID invalide (identifiant d'événement attendu)")
-    return int(raw)
+    return event_id
 
 
 def response(request: flask.Request, job_id: str, owner: str) -> flask.Response | None:

@@ -19,7 +19,7 @@ from typing import Any
 import flask
 
 from imagegen.api.job_watch import JobWatch, remaining
-from imagegen.http import error_response, json_response
+from imagegen.http import ascii_int, error_response, json_response
 from imagegen.models import JobStatus, StatusResponse
 from imagegen.results import status_body
 
@@ -32,9 +32,10 @@ def wait_seconds(request: flask.Request) -> int | flask.Response:
     raw = request.args.get("wait")
     if raw is None:
         return 0
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_WAIT_SECONDS:
+    seconds = ascii_int(raw, max_digits=2)
+    if seconds is None or not 1 <= seconds <= MAX_WAIT_SECONDS:
         return error_response(400, _WAIT_ERROR)
-    return int(raw)
+    return seconds
 
 
 def etag(body: StatusResponse) -> str:

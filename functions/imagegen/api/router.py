@@ -25,7 +25,7 @@ from imagegen import job_store, job_tasks, storage
 from imagegen.api import auth, docs, events as job_events, long_poll, rate_limit, usage_api, web, webhook_secrets
 from imagegen.config import GeminiBackend, load_settings
 from imagegen.generation.gemini import NOT_CONFIGURED
-from imagegen.http import error_response, is_infrastructure_error, json_response, request_context
+from imagegen.http import ascii_int, error_response, is_infrastructure_error, json_response, request_context
 from imagegen.logs import current_trace, fields, log_context
 from imagegen.models import (
     CreateJobResponse,
@@ -49,7 +49,6 @@ _IMAGE_FILE = re.compile(r"^image_[1-4](?:\.(?:png|jpg|webp)|_thumb\.webp)\Z")  
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _RETRY_LATER = {"Retry-After": "5"}
 _MAX_PAGE = 100
-_ASCII_INT = re.compile(r"[0-9]{1,6}")
 
 _ROUTES = Map(
     [
@@ -294,9 +293,7 @@ def jobs(request: flask.Request, principal: auth.Principal) -> flask.Response:
     if status_filter is not None and status_filter not in JobStatus.__members__:
         message = f"status doit être l'une des valeurs : {', '.join(JobStatus.__members__)}"
         return error_response(400, message)
-    limit_text = args.get("limit", "20")
-    # ASCII digits only: str.isdigit() and int() also accept "²" or "١".
-    limit = int(limit_text) if _ASCII_INT.fullmatch(limit_text) else 0
+    limit = ascii_int(args.get("limit", "20"), max_digits=3) or 0
     if not 1 <= limit <= _MAX_PAGE:
         return error_response(400, f"limit doit être entre 1 et {_MAX_PAGE}")
     cursor = args.get("cursor") or None

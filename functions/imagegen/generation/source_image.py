@@ -20,6 +20,7 @@ from imagegen import outbound
 from imagegen.config import load_settings
 from imagegen.generation.gemini import SourceImage
 from imagegen.generation.imaging import ImageError, prepare_input
+from imagegen.http import ascii_int
 
 MAX_REDIRECTS = 3
 TOTAL_SECONDS = 20.0
@@ -85,8 +86,8 @@ def _read_capped(response: httpx2.Response, max_bytes: int, deadline: float) -> 
     too_big = SourceImageError(
         f"Image source trop volumineuse (plus de {max_bytes // (1024 * 1024)} Mo)"
     )
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    declared = ascii_int(response.headers.get("content-length"))
+    if declared is not None and declared > max_bytes:
         raise too_big
     chunks: list[bytes] = []
     received = 0
