@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from imagegen_client import (
     ImageGenClient,
     JobEvent,
     JobFailedError,
+    JobTimeoutError,
     NotFoundError,
     ResultResponse,
     WebhookVerificationError,
@@ -190,6 +192,32 @@ def test_jobs_iterates_over_the_cursor_pages(run: Any, make_key: Callable[[str],
     pages = [request for request in recorded.requests if request.url.path == "/api/images/jobs"]
     assert [request.url.params.get("cursor") for request in pages] == [None, created[3], created[1]]
     assert run(lambda client: _listed(client, page_size=2, status="CANCELLED"), Recorded(), api_key=key) == []
+
+
+def test_wait_gives_up_at_its_timeout(run: Any, standin: Any) -> None:
+    standin.configure(latency_ms=15000)
+
+    async def create_then_wait_async(client: AsyncImageGenClient) -> Any:
+        job = await client.create("Un phare", size="512x512")
+        started = time.monotonic()
+        try:
+            await client.wait(job.job_id, timeout=2)
+        except JobTimeoutError as exc:
+            return exc, time.monotonic() - started, await client.cancel(job.job_id)
+
+    def create_then_wait(client: Any) -> Any:
+        if isinstance(client, AsyncImageGenClient):
+            return create_then_wait_async(client)
+        job = client.create("Un phare", size="512x512")
+        started = time.monotonic()
+        try:
+            client.wait(job.job_id, timeout=2)
+        except JobTimeoutError as exc:
+            return exc, time.monotonic() - started, client.cancel(job.job_id)
+
+    error, elapsed, cancelled = run(create_then_wait, Recorded())
+    assert 2 <= elapsed < 4, elapsed  # not the 15 s of silence the job would leave on the stream
+    assert error.message == f"{cancelled.job_id} : toujours en cours après 2 s"
 
 
 def test_a_failed_job_raises_job_failed_error_with_its_errors(run: Any, standin: Any) -> None:

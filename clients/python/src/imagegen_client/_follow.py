@@ -92,7 +92,8 @@ def stream_updates(job_id: str, config: Config, deadline: _Deadline, seen: _Seen
             headers["Last-Event-ID"] = last_id
         call = config.call(
             "GET", "/api/images/events", job_id, headers=headers, stream=True,
-            timeout=config.timeout_for(STREAM_READ_SECONDS),
+            # A read never outlasts the deadline: silence past it ends in JobTimeoutError.
+            timeout=config.timeout_for(min(STREAM_READ_SECONDS, deadline.remaining())),
         )
         try:
             response = yield from send(call, config)
