@@ -660,6 +660,7 @@ def generate_content(
         "image_size": None,
         "seed": None,
         "has_input_image": False,
+        "input_images": [],
         "fault": None,
     }
     try:
@@ -695,6 +696,8 @@ def _generate(
         image_size=req.image_size,
         seed=req.seed,
         has_input_image=bool(req.images),
+        # One entry per image part, in order: tests see every reference image as its own part.
+        input_images=[{"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()} for data in req.images],
     )
     validate_request(req)
     fault = state.take_fault(req.prompt)

@@ -88,6 +88,15 @@ resource "google_project_iam_custom_role" "images_read_delete" {
   depends_on  = [google_project_service.this]
 }
 
+resource "google_project_iam_custom_role" "images_read" {
+  project     = var.project_id
+  role_id     = "${replace(var.name_prefix, "-", "_")}_images_read"
+  title       = "${var.name_prefix} images: read objects"
+  description = "The worker reads gs:// reference images of the images bucket (no listing)."
+  permissions = ["storage.objects.get"]
+  depends_on  = [google_project_service.this]
+}
+
 resource "google_project_iam_custom_role" "images_write" {
   project     = var.project_id
   role_id     = "${replace(var.name_prefix, "-", "_")}_images_write"
@@ -152,11 +161,20 @@ resource "google_storage_bucket_iam_member" "api_images_read_delete" {
 # ---------------------------------------------------------------------------
 
 # Create images (a retried attempt overwrites the same name, which needs
-# delete too) and delete one stored after its job was cancelled. Nothing more:
-# the worker never reads, lists or updates objects.
+# delete too) and delete one stored after its job was cancelled. The worker
+# never lists or updates objects.
 resource "google_storage_bucket_iam_member" "worker_images_write" {
   bucket = google_storage_bucket.images.name
   role   = google_project_iam_custom_role.images_write.id
+  member = local.runtime_members.worker
+}
+
+# Read a gs:// reference image (input_image_urls) stored in the images bucket.
+# Buckets of INPUT_IMAGE_BUCKETS are not managed here: grant the worker's
+# service account roles/storage.objectViewer on each of them.
+resource "google_storage_bucket_iam_member" "worker_images_read" {
+  bucket = google_storage_bucket.images.name
+  role   = google_project_iam_custom_role.images_read.id
   member = local.runtime_members.worker
 }
 

@@ -121,6 +121,8 @@ class Settings:
 
     input_image_max_bytes: int
     """``INPUT_IMAGE_MAX_BYTES`` downloaded from ``input_image_url`` (default 20 MB)."""
+    input_image_buckets: str
+    """``INPUT_IMAGE_BUCKETS``: comma-separated buckets ``gs://`` reference images may come from, beside ``IMAGES_BUCKET``."""
     allow_private_image_urls: bool
     """``ALLOW_PRIVATE_IMAGE_URLS``: test-only, lets input images come from loopback (default false)."""
     max_request_bytes: int
@@ -225,6 +227,7 @@ def load_settings() -> Settings:
         sweeper_quiet_after_seconds=_env_int("SWEEPER_QUIET_AFTER_SECONDS", 1800),
         tasks_service_account=_env("TASKS_SERVICE_ACCOUNT"),
         input_image_max_bytes=_env_int("INPUT_IMAGE_MAX_BYTES", 20 * 1024 * 1024),
+        input_image_buckets=_env("INPUT_IMAGE_BUCKETS"),
         allow_private_image_urls=_env_bool("ALLOW_PRIVATE_IMAGE_URLS", False),
         max_request_bytes=_env_int("MAX_REQUEST_BYTES", 64 * 1024),
         cors_allowed_origins=_env("CORS_ALLOWED_ORIGINS", "*"),

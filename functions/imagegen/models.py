@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 
 MAX_PROMPT_CHARS = 4000
 MAX_URL_CHARS = 2048
+MAX_REFERENCE_IMAGES = 14  # the largest limit in generation/model_catalog.py
 MAX_SEED = 2**31 - 1
 SIZES = ("512x512", "1024x1024", "1792x1024")
 FORMATS = ("PNG", "JPEG", "WEBP")
@@ -60,7 +61,7 @@ def _choice_message(field: str, choices: tuple[str, ...]) -> str:
     return f"{field} doit être l'une des valeurs : {', '.join(choices)}"
 
 
-def _check_url(field: str, value: Any) -> Any:
+def _check_url(field: str, value: Any, also: str = "") -> Any:
     """A URL the worker or the webhook sender can request: http(s), valid host and port."""
     if value is None:
         return None
@@ -72,7 +73,7 @@ def _check_url(field: str, value: Any) -> Any:
         or not _URL.match(value.strip())
         or url_problem(value.strip())
     ):
-        raise _invalid(f"{field} doit être une URL http(s) valide")
+        raise _invalid(f"{field} doit être une URL http(s) {also}valide")
     return value.strip()
 
 
@@ -129,6 +130,18 @@ class GenerateRequest(BaseModel):
             "défaut GEMINI_MODEL. Le modèle exact qui a tourné est dans metadata.model_name"
         ),
         examples=["pro"],
+    )
+    # After `model`: its limit is checked against the model (validators run in field order).
+    input_image_urls: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_REFERENCE_IMAGES,
+        description=(
+            "Images de référence, chacune sa propre partie de la requête : URL http(s) ou objet "
+            "gs:// du bucket des images ou d'INPUT_IMAGE_BUCKETS. input_image_url compte comme "
+            "la première; au plus la limite du modèle (14 pour gemini-3-pro-image)"
+        ),
+        examples=[["https://example.com/produit.jpg", "gs://mon-bucket/logo.png"]],
     )
     webhook_url: str | None = Field(
         default=None,
@@ -196,6 +209,38 @@ class GenerateRequest(BaseModel):
             names = ", ".join(allowed_models(settings))
             raise _invalid(f"model doit être l'un des modèles autorisés : {names}")
         return exact
+
+    @field_validator("input_image_urls", mode="before")
+    @classmethod
+    def _input_image_urls(cls, value: Any, info: Any) -> Any:
+        """Each an http(s) URL or an allowed gs:// object; all within the model's limit."""
+        if value is None:
+            return None
+        from imagegen.config import load_settings
+        from imagegen.generation import model_catalog, reference_images
+
+        settings = load_settings()
+        if not isinstance(value, list) or not value:
+            raise _invalid("input_image_urls doit être une liste non vide d'URL")
+        model = info.data.get("model") or settings.gemini_model
+        limit = model_catalog.spec(model).max_reference_images
+        count = len(value) + (1 if info.data.get("input_image_url") else 0)
+        if count > limit:
+            raise _invalid(
+                f"Au plus {limit} images de référence pour {model} (input_image_url compris), "
+                f"{count} reçues"
+            )
+        checked = []
+        for position, item in enumerate(value):
+            match = reference_images.GS_URI.match(item) if isinstance(item, str) else None
+            if match is None:
+                checked.append(_check_url(f"input_image_urls[{position}]", item, "ou gs:// "))
+                continue
+            if match[1] not in reference_images.allowed_buckets(settings):
+                allowed = ", ".join(reference_images.allowed_buckets(settings))
+                raise _invalid(f"input_image_urls[{position}] : bucket {match[1]} non autorisé ({allowed})")
+            checked.append(item)
+        return checked
 
     @field_validator("webhook_events", mode="before")
     @classmethod

@@ -78,6 +78,9 @@ CALLS: list[Call] = [
          "uploads each image; a retried attempt overwrites the same name, which needs delete too"),
     Call("worker", "storage.delete", ("storage.objects.delete",), "bucket:images",
          "removes an image stored after the job was cancelled"),
+    Call("worker", "storage.get", ("storage.objects.get",), "bucket:images",
+         "reads a gs:// reference image of input_image_urls (reference_images); other buckets of "
+         "INPUT_IMAGE_BUCKETS are the operator's to grant"),
     Call("worker", "gemini", ("aiplatform.endpoints.predict",), "project",
          "generate_content on Vertex AI as the worker's SA", when="use_vertex_ai"),
     Call("worker", "gemini", (), "project",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import time
@@ -159,6 +160,8 @@ def test_input_image_changes_output_and_counts_image_tokens(
     assert details == {types.MediaModality.TEXT: 5, types.MediaModality.IMAGE: 258}
     calls = control(server, "GET", "/_standin/calls")[1]["calls"]
     assert [c["has_input_image"] for c in calls] == [False, True, True]
+    assert [len(c["input_images"]) for c in calls] == [0, 1, 1]  # one entry per image part
+    assert calls[1]["input_images"] == [{"bytes": len(source), "sha256": hashlib.sha256(source).hexdigest()}]
 
 
 def test_usage_metadata(client: genai.Client) -> None:
@@ -325,6 +328,7 @@ def test_calls_log_counts_model_calls(server: StandinServer, client: genai.Clien
         "image_size": "1K",
         "seed": None,
         "has_input_image": False,
+        "input_images": [],
         "seed": None,
         "fault": None,
         "status": 200,

@@ -373,9 +373,10 @@ def _refused_url_field(params: GenerateRequest, allow_private: bool) -> str:
     """
     if allow_private:
         return ""
-    for name in ("input_image_url", "webhook_url"):
-        url = getattr(params, name)
-        if url:
+    urls = [(name, getattr(params, name)) for name in ("input_image_url", "webhook_url")]
+    urls += [(f"input_image_urls[{n}]", url) for n, url in enumerate(params.input_image_urls or [])]
+    for name, url in urls:
+        if url and not url.startswith("gs://"):
             from imagegen import outbound  # loads the HTTP client: only when a URL is sent
 
             if outbound.refused_literal(url):

@@ -11,6 +11,7 @@ image part and are reported from ``prompt_feedback`` / ``finish_reason``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,8 +61,13 @@ class GeneratedImage:
 
 @dataclass(frozen=True)
 class SourceImage:
+    """A reference image, checked and normalised for the model (``imaging.prepare_input``)."""
+
     data: bytes
     mime_type: str
+    uri: str | None = None
+    """Its ``gs://`` object, which Vertex AI reads itself (``Part.from_uri``)."""
+    uri_mime_type: str | None = None
 
 
 def compose_prompt(prompt: str, style: str) -> str:
@@ -113,7 +119,7 @@ def generate_image(
     prompt: str,
     aspect_ratio: str,
     image_size: str,
-    source: SourceImage | None = None,
+    sources: Sequence[SourceImage] = (),
     *,
     model: str,
     seed: int | None = None,
@@ -122,9 +128,8 @@ def generate_image(
     import httpx2
     from google.genai import errors, types
 
-    contents: list[Any] = [prompt]
-    if source is not None:
-        contents.insert(0, types.Part.from_bytes(data=source.data, mime_type=source.mime_type))
+    vertex = load_settings().gemini_backend is GeminiBackend.VERTEX
+    contents: list[Any] = [_part(types, source, vertex) for source in sources] + [prompt]
     config = types.GenerateContentConfig(
         response_modalities=["IMAGE"],
         seed=seed,
@@ -137,6 +142,13 @@ def generate_image(
     except httpx2.TransportError as exc:  # after the SDK's retries
         raise GeminiError("Service Gemini injoignable, réessayez plus tard", "transport") from exc
     return _image_from(response, model)
+
+
+def _part(types: Any, source: SourceImage, vertex: bool) -> Any:
+    """Each reference image is its own part: a file URI on Vertex for gs:// objects, else bytes."""
+    if vertex and source.uri and source.uri_mime_type:
+        return types.Part.from_uri(file_uri=source.uri, mime_type=source.uri_mime_type)
+    return types.Part.from_bytes(data=source.data, mime_type=source.mime_type)
 
 
 def _api_error(exc: Any) -> GeminiError:

@@ -33,7 +33,7 @@ from typing import Any
 import flask
 
 from imagegen import job_store, storage, task_auth, usage
-from imagegen.generation import gemini, imaging, model_catalog, pricing, source_image
+from imagegen.generation import gemini, imaging, model_catalog, pricing, reference_images, source_image
 from imagegen.generation.timings import JobTimings
 from imagegen.config import load_settings
 from imagegen.http import error_response, json_response, request_context
@@ -152,7 +152,7 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
     prompt = gemini.compose_prompt(request["prompt"], request["style"])
     started = time.monotonic()
     try:
-        source = source_image.fetch(request["input_image_url"]) if request["input_image_url"] else None
+        sources = reference_images.fetch_all(request)
     except source_image.SourceImageError as exc:
         raise _JobFailed(str(exc)) from exc
     timings.lap("input_fetch")
@@ -170,7 +170,7 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
         seed = _image_seed(request.get("seed"), index)
         with timer.phase("model"):
             generated = gemini.generate_image(
-                prompt, target.aspect_ratio, target.image_size, source, model=model, seed=seed
+                prompt, target.aspect_ratio, target.image_size, sources, model=model, seed=seed
             )
         with timer.phase("post_processing"):
             encoded = imaging.render(generated.data, target, request["format"], request["quality"])

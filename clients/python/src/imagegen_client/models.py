@@ -39,6 +39,7 @@ class GenerateParams(TypedDict, total=False):
     """Optional fields of ``POST /api/images/generate`` (the prompt apart)."""
 
     input_image_url: str
+    input_image_urls: list[str]  # http(s) or gs:// reference images, after input_image_url
     num_images: int
     size: Size
     format: ImageFormat
