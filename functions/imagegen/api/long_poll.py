@@ -32,7 +32,7 @@ def wait_seconds(request: flask.Request) -> int | flask.Response:
     raw = request.args.get("wait")
     if raw is None:
         return 0
-    seconds = ascii_int(raw, max_digits=2)
+    seconds = ascii_int(raw)
     if seconds is None or not 1 <= seconds <= MAX_WAIT_SECONDS:
         return error_response(400, _WAIT_ERROR)
     return seconds

@@ -293,7 +293,7 @@ def jobs(request: flask.Request, principal: auth.Principal) -> flask.Response:
     if status_filter is not None and status_filter not in JobStatus.__members__:
         message = f"status doit être l'une des valeurs : {', '.join(JobStatus.__members__)}"
         return error_response(400, message)
-    limit = ascii_int(args.get("limit", "20"), max_digits=3) or 0
+    limit = ascii_int(args.get("limit", "20")) or 0
     if not 1 <= limit <= _MAX_PAGE:
         return error_response(400, f"limit doit être entre 1 et {_MAX_PAGE}")
     cursor = args.get("cursor") or None
