@@ -17,11 +17,19 @@ contain "image"), request valid, injected faults; then it renders.
 Control endpoints, never under the Gemini paths:
   GET  /_standin/health  -> {"status": "ok", "stand_in": true}
   GET  /_standin/config  -> current config (fault ``times`` = remaining uses)
-  PUT  /_standin/config  {"latency_ms": int, "faults": [{"kind", "match", "times"}]}
+  PUT  /_standin/config  {"latency_ms": int, "faults": [{"kind", "match", "times"}],
+                          "shut_down_models": [model, ...], "model_latency_ms": {model: int}}
   POST /_standin/reset   -> latency 0, no faults, call log cleared
   GET  /_standin/calls   -> {"count": n, "calls": [...]}
 Fault kinds: "429", "500", "503", "invalid_key", "not_found" (Google error JSON),
-"safety", "image_safety", "no_image" (HTTP 200 without an image). A fault hits
+"safety" (promptFeedback with safetyRatings), "image_safety" (finishReason
+IMAGE_SAFETY with its finishMessage), "no_image" (HTTP 200 without an image).
+A model in ``shut_down_models`` answers as a retired model does (404 NOT_FOUND
+"This model models/x is no longer available..."). Token counts and latency
+follow each model's profile (``MODEL_PROFILES``: Google's published tokens per
+output image and size and per input image; ``latency_ms`` × the model's factor,
+unless ``model_latency_ms`` names it); an image size the model does not offer
+is a 400. A fault hits
 prompts containing ``match`` (all if null), ``times`` more times (null: forever);
 the first live match in list order wins. ``generationConfig.seed`` picks the
 picture with the prompt: same seed, same bytes; another seed, another picture.
@@ -79,9 +87,41 @@ BASE_SIZES: dict[str, tuple[int, int]] = {
     "16:9": (1376, 768),
     "21:9": (1584, 672),
 }
-SIZE_SCALE = {"1K": 1, "2K": 2, "4K": 4}
-OUTPUT_IMAGE_TOKENS = {"1K": 1120, "2K": 1680, "4K": 2520}
-INPUT_IMAGE_TOKENS = 258
+SIZE_SCALE = {"512": 0.5, "1K": 1, "2K": 2, "4K": 4}
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """What one image model bills and how long it takes, as Google publishes it.
+
+    Token counts: Vertex AI model pages, read 2026-12-01:
+    docs.cloud.google.com/vertex-ai/generative-ai/docs/models/gemini/3-1-flash-image
+    ("1120 input image tokens per input image ... 747 output image tokens for 512,
+    1120 for 1K, 1680 for 2K, and 2520 for 4K") and .../models/gemini/3-pro-image
+    ("560 input image tokens per input image ... 1120 tokens for 1K and 2K, and 2000
+    tokens for 4K"); Gemini 2.5 Flash Image: 1290 tokens per image up to 1024x1024
+    (ai.google.dev/gemini-api/docs/pricing), 258 per input image. ``latency_factor``
+    scales ``latency_ms`` (Pro thinks before drawing: about twice Flash's time).
+    """
+
+    output_image_tokens: dict[str, int]
+    input_image_tokens: int
+    latency_factor: float
+
+
+MODEL_PROFILES: dict[str, ModelProfile] = {
+    "gemini-3.1-flash-image": ModelProfile({"512": 747, "1K": 1120, "2K": 1680, "4K": 2520}, 1120, 1.0),
+    "gemini-3-pro-image": ModelProfile({"1K": 1120, "2K": 1120, "4K": 2000}, 560, 2.0),
+    "gemini-2.5-flash-image": ModelProfile({"1K": 1290}, 258, 0.8),
+}
+DEFAULT_PROFILE = MODEL_PROFILES["gemini-3.1-flash-image"]
+
+
+def profile(model: str) -> ModelProfile:
+    """The model's profile (``-preview`` names share it; others: Flash's)."""
+    return MODEL_PROFILES.get(model.removesuffix("-preview"), DEFAULT_PROFILE)
+
+
 FAULT_KINDS = frozenset(
     {"429", "500", "503", "invalid_key", "safety", "image_safety", "no_image", "not_found"}
 )
@@ -111,6 +151,16 @@ class ApiError(Exception):
 
 def _invalid(message: str) -> ApiError:
     return ApiError(400, "INVALID_ARGUMENT", message)
+
+
+def _model_shut_down(model: str) -> ApiError:
+    """What the API answers for a model Google has retired."""
+    return ApiError(
+        404,
+        "NOT_FOUND",
+        f"This model models/{model} is no longer available. Please update your code to use "
+        "a newer model for the latest features and improvements.",
+    )
 
 
 def _model_not_found(model: str, api_version: str) -> ApiError:
@@ -205,17 +255,58 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def parse_config(obj: Any) -> tuple[int, list[Fault]]:
-    """Validates a ``PUT /_standin/config`` body into (latency_ms, faults)."""
+@dataclass(frozen=True)
+class Config:
+    """A ``PUT /_standin/config`` body: latency, faults, retired models, per-model latency."""
+
+    latency_ms: int = 0
+    faults: tuple[Fault, ...] = ()
+    shut_down_models: tuple[str, ...] = ()
+    """Models that answer as Google's retired models do (404 "no longer available")."""
+    model_latency_ms: tuple[tuple[str, int], ...] = ()
+    """Per-model latency, instead of ``latency_ms`` × the model's ``latency_factor``."""
+
+    def latency_ms_for(self, model: str) -> float:
+        explicit = dict(self.model_latency_ms)
+        if model in explicit:
+            return explicit[model]
+        return self.latency_ms * profile(model).latency_factor
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "latency_ms": self.latency_ms,
+            "faults": [asdict(f) for f in self.faults],
+            "shut_down_models": list(self.shut_down_models),
+            "model_latency_ms": dict(self.model_latency_ms),
+        }
+
+
+def _non_negative_ms(name: str, value: Any) -> int:
+    if not _is_int(value) or value < 0:
+        raise _invalid(f"'{name}' must be a non-negative integer, got {value!r}")
+    return value
+
+
+def parse_config(obj: Any) -> Config:
+    """Validates a ``PUT /_standin/config`` body."""
     if not isinstance(obj, dict):
         raise _invalid("config must be a JSON object")
-    latency_ms = obj.get("latency_ms", 0)
-    if not _is_int(latency_ms) or latency_ms < 0:
-        raise _invalid(f"'latency_ms' must be a non-negative integer, got {latency_ms!r}")
+    latency_ms = _non_negative_ms("latency_ms", obj.get("latency_ms", 0))
     faults = obj.get("faults") or []
     if not isinstance(faults, list):
         raise _invalid("'faults' must be a list")
-    return latency_ms, [Fault.from_json(f) for f in faults]
+    shut_down = obj.get("shut_down_models") or []
+    if not isinstance(shut_down, list) or not all(isinstance(m, str) for m in shut_down):
+        raise _invalid("'shut_down_models' must be a list of model names")
+    per_model = obj.get("model_latency_ms") or {}
+    if not isinstance(per_model, dict):
+        raise _invalid("'model_latency_ms' must be an object of model name to milliseconds")
+    return Config(
+        latency_ms,
+        tuple(Fault.from_json(f) for f in faults),
+        tuple(shut_down),
+        tuple((str(m), _non_negative_ms(f"model_latency_ms.{m}", ms)) for m, ms in per_model.items()),
+    )
 
 
 class StandinState:
@@ -223,33 +314,34 @@ class StandinState:
 
     def __init__(self, latency_ms: int = 0) -> None:
         self._lock = threading.Lock()
-        self._latency_ms = latency_ms
-        self._faults: list[Fault] = []
+        self._config = Config(latency_ms)
         self._calls: list[dict[str, Any]] = []
 
-    def configure(self, latency_ms: int, faults: list[Fault]) -> None:
+    def configure(self, config: Config) -> None:
         with self._lock:
-            self._latency_ms = latency_ms
-            self._faults = list(faults)
+            self._config = config
 
     def reset(self) -> None:
         with self._lock:
-            self._latency_ms = 0
-            self._faults = []
+            self._config = Config()
             self._calls = []
 
     def config(self) -> dict[str, Any]:
         with self._lock:
-            return {"latency_ms": self._latency_ms, "faults": [asdict(f) for f in self._faults]}
+            return self._config.as_json()
 
-    def latency_seconds(self) -> float:
+    def latency_seconds(self, model: str) -> float:
         with self._lock:
-            return self._latency_ms / 1000
+            return self._config.latency_ms_for(model) / 1000
+
+    def is_shut_down(self, model: str) -> bool:
+        with self._lock:
+            return model in self._config.shut_down_models
 
     def take_fault(self, prompt: str) -> str | None:
         """Kind of the first live fault matching ``prompt``, using up one of its ``times``."""
         with self._lock:
-            for fault in self._faults:
+            for fault in self._config.faults:
                 if fault.applies_to(prompt):
                     if fault.times is not None:
                         fault.times -= 1
@@ -350,8 +442,8 @@ def parse_request(body: Any) -> ImageRequest:
     )
 
 
-def validate_request(req: ImageRequest) -> None:
-    """Rejects what the real image models reject."""
+def validate_request(req: ImageRequest, model: str = "gemini-3.1-flash-image") -> None:
+    """Rejects what the real image models reject (``image_size``: what ``model`` offers)."""
     if req.candidate_count > 1:
         raise _invalid("Multiple candidates is not enabled for this model.")
     if req.seed is not None and (not _is_int(req.seed) or not -(2**31) <= req.seed < 2**31):
@@ -360,8 +452,9 @@ def validate_request(req: ImageRequest) -> None:
         raise _invalid(
             f"Unsupported aspect ratio: {req.aspect_ratio}. Supported: {', '.join(BASE_SIZES)}."
         )
-    if req.image_size not in SIZE_SCALE:
-        raise _invalid(f"Unsupported image size: {req.image_size}. Supported: 1K, 2K, 4K.")
+    offered = profile(model).output_image_tokens
+    if req.image_size not in offered:
+        raise _invalid(f"Unsupported image size: {req.image_size}. Supported: {', '.join(offered)}.")
     if req.modalities is not None and not {"TEXT", "IMAGE"} & set(req.modalities):
         raise _invalid(f"Unsupported response modalities: {list(req.modalities)}.")
     for data in req.images:
@@ -377,7 +470,7 @@ def validate_request(req: ImageRequest) -> None:
 def output_size(aspect_ratio: str, image_size: str) -> tuple[int, int]:
     width, height = BASE_SIZES[aspect_ratio]
     scale = SIZE_SCALE[image_size]
-    return width * scale, height * scale
+    return int(width * scale), int(height * scale)
 
 
 # --------------------------------------------------------------------------- image
@@ -558,14 +651,14 @@ def _text_tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
-def _usage(req: ImageRequest, output: dict[str, int]) -> dict[str, Any]:
-    """usageMetadata; ``output`` maps modality to candidate tokens."""
+def _usage(model: str, req: ImageRequest, output: dict[str, int]) -> dict[str, Any]:
+    """usageMetadata; ``output`` maps modality to candidate tokens (``MODEL_PROFILES``)."""
     prompt_details: list[dict[str, Any]] = [
         {"modality": "TEXT", "tokenCount": _text_tokens(req.prompt)}
     ]
     if req.images:
         prompt_details.append(
-            {"modality": "IMAGE", "tokenCount": INPUT_IMAGE_TOKENS * len(req.images)}
+            {"modality": "IMAGE", "tokenCount": profile(model).input_image_tokens * len(req.images)}
         )
     prompt_tokens = sum(d["tokenCount"] for d in prompt_details)
     usage: dict[str, Any] = {
@@ -587,7 +680,7 @@ def _envelope(
 ) -> dict[str, Any]:
     return {
         **fields,
-        "usageMetadata": _usage(req, output),
+        "usageMetadata": _usage(model, req, output),
         "modelVersion": model + MODEL_VERSION_SUFFIX,
         "responseId": secrets.token_urlsafe(16),
     }
@@ -619,7 +712,7 @@ def success_response(model: str, req: ImageRequest) -> dict[str, Any]:
                 }
             }
         )
-        output["IMAGE"] = OUTPUT_IMAGE_TOKENS[req.image_size]
+        output["IMAGE"] = profile(model).output_image_tokens[req.image_size]
     return _envelope(model, req, output, candidates=[_candidate(parts, "STOP")])
 
 
@@ -631,12 +724,26 @@ def _encoded_png(
     return base64.b64encode(render_png(prompt, size, inputs, seed)).decode("ascii")
 
 
+# A blocked prompt's ratings, one per category as the API lists them, the culprit blocked.
+_RATINGS = [
+    {"category": "HARM_CATEGORY_SEXUALLY_EXPLICIT", "probability": "NEGLIGIBLE"},
+    {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"},
+    {"category": "HARM_CATEGORY_HARASSMENT", "probability": "LOW"},
+    {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True},
+]
+_IMAGE_FILTERED = (
+    "Unable to show the generated image. The generated image was filtered out because it "
+    "violated Google's Generative AI Prohibited Use policy. (local stand-in)"
+)
+
+
 def fault_response(kind: str, model: str, api_version: str, req: ImageRequest) -> dict[str, Any]:
     """The 200 body for a content fault; raises ApiError for error faults."""
     if kind == "safety":
-        return _envelope(model, req, {}, promptFeedback={"blockReason": "SAFETY"})
+        return _envelope(model, req, {}, promptFeedback={"blockReason": "SAFETY", "safetyRatings": _RATINGS})
     if kind == "image_safety":
-        return _envelope(model, req, {}, candidates=[_candidate([], "IMAGE_SAFETY")])
+        candidate = _candidate([], "IMAGE_SAFETY") | {"finishMessage": _IMAGE_FILTERED}
+        return _envelope(model, req, {}, candidates=[candidate])
     if kind == "no_image":
         text = "I can't generate an image for this request. (local stand-in)"
         candidate = _candidate([{"text": text}], "NO_IMAGE")
@@ -669,7 +776,7 @@ def generate_content(
     except ApiError as err:
         status, body = err.code, err.body()
     rendered = time.monotonic() - started
-    pause = max(0.0, state.latency_seconds() - rendered)
+    pause = max(0.0, state.latency_seconds(model) - rendered)
     time.sleep(pause)
     call |= {"status": status, "render_ms": round(rendered * 1000, 1), "slept_ms": round(pause * 1000, 1)}
     state.record_call(call)
@@ -689,6 +796,8 @@ def _generate(
         raise _missing_key()
     if "image" not in model:
         raise _model_not_found(model, api_version)
+    if state.is_shut_down(model):
+        raise _model_shut_down(model)
     req = parse_request(_load_json(raw_body))
     call.update(
         prompt=req.prompt,
@@ -699,7 +808,7 @@ def _generate(
         # One entry per image part, in order: tests see every reference image as its own part.
         input_images=[{"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()} for data in req.images],
     )
-    validate_request(req)
+    validate_request(req, model)
     fault = state.take_fault(req.prompt)
     if fault is not None:
         call["fault"] = fault
@@ -800,7 +909,7 @@ class _Handler(BaseHTTPRequestHandler):
         if route == ("GET", "/_standin/config"):
             return 200, state.config()
         if route == ("PUT", "/_standin/config"):
-            state.configure(*parse_config(_load_json(raw)))
+            state.configure(parse_config(_load_json(raw)))
             return 200, state.config()
         if route == ("POST", "/_standin/reset"):
             state.reset()

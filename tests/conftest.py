@@ -30,6 +30,8 @@ TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 TEST_OVERRIDES: dict[str, str | None] = {
     "ALLOW_PRIVATE_IMAGE_URLS": "true",
     "GEMINI_RETRY_INITIAL_DELAY_MS": "100",
+    # A model answering "not found" or "shut down" is replaced by Pro (the default is Flash).
+    "GEMINI_MODEL_FALLBACKS": "gemini-3-pro-image",
     "JOB_LEASE_SECONDS": "15",
     # The sweeper runs only when a test calls it; these make its thresholds test-sized.
     "SWEEPER_QUEUE_AFTER_SECONDS": "3",
@@ -154,11 +156,14 @@ class StandinControl:
         self.base_url = base_url.rstrip("/")
         self._http = requests.Session()
 
-    def configure(self, latency_ms: int = 0, faults: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Replace the config: ``faults`` items are ``{"kind", "match", "times"}``."""
+    def configure(
+        self, latency_ms: int = 0, faults: list[dict[str, Any]] | None = None, **more: Any
+    ) -> dict[str, Any]:
+        """Replace the config: ``faults`` items are ``{"kind", "match", "times"}``; ``more``:
+        ``shut_down_models=[...]``, ``model_latency_ms={model: ms}``."""
         resp = self._http.put(
             f"{self.base_url}/_standin/config",
-            json={"latency_ms": latency_ms, "faults": faults or []},
+            json={"latency_ms": latency_ms, "faults": faults or []} | more,
             timeout=10,
         )
         resp.raise_for_status()

@@ -3,6 +3,7 @@
 Document ``{JOBS_COLLECTION}/{job_id}``::
 
     job_id, owner, api_key (hash of the creating key, or None), status, message, progress, errors[]
+    error_code, safety, missing_images        typed failure (FAILED/CANCELLED), allow_partial
     request    {prompt, input_image_url, num_images, size, format, style, quality}
     webhook    {url, events} | None          per-job override of WEBHOOK_URL
     images     {"1": {...}, "2": {...}}      one entry per stored image
@@ -262,7 +263,7 @@ def set_status(
     return update_owned(job_id, worker_id, changes, release=status.is_terminal)
 
 
-def fail_job(job_id: str, message: str) -> bool:
+def fail_job(job_id: str, message: str, error_code: str = "internal") -> bool:
     """Fail an unfinished job whoever holds it (the queue's last attempt, the sweeper).
 
     A live holder learns it at its next write (``LeaseLost``). False when the
@@ -280,7 +281,7 @@ def fail_job(job_id: str, message: str) -> bool:
         transaction.update(
             ref,
             _status_fields(JobStatus.FAILED, progress=100)
-            | {"errors": [message], "updated_at": utcnow(), "lease": None},
+            | {"errors": [message], "error_code": error_code, "updated_at": utcnow(), "lease": None},
         )
         return True
 
@@ -366,6 +367,7 @@ def cancel_job(job_id: str, owner: str) -> dict[str, Any] | None:
             raise AlreadyFinished(job)
         changes = _status_fields(JobStatus.CANCELLED, progress=job["progress"]) | {
             "errors": ["Tâche annulée à la demande du client"],
+            "error_code": "cancelled",
             "lease": None,
             "updated_at": utcnow(),
         }
@@ -503,7 +505,10 @@ def recover_quiet(
         else:
             recovery = Recovery("requeue", sweeps=job.get("sweeps", 0) + 1)
         if recovery.action == "fail":
-            changes = _status_fields(JobStatus.FAILED, progress=100) | {"errors": [recovery.message]}
+            changes = _status_fields(JobStatus.FAILED, progress=100) | {
+                "errors": [recovery.message],
+                "error_code": "internal",
+            }
         else:
             changes = {"sweeps": recovery.sweeps}
         transaction.update(ref, changes | {"lease": None, "updated_at": now})

@@ -53,6 +53,34 @@ class JobStatus(str, enum.Enum):
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+class ErrorCode(str, enum.Enum):
+    """Why a job ended FAILED or CANCELLED (``error_code``); ``errors[]`` keeps the French text."""
+
+    API_KEY_MISSING = "api_key_missing"
+    INVALID_API_KEY = "invalid_api_key"
+    MODEL_UNAVAILABLE = "model_unavailable"
+    CONTENT_BLOCKED = "content_blocked"
+    NO_IMAGE = "no_image"
+    QUOTA_EXHAUSTED = "quota_exhausted"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    REQUEST_REJECTED = "request_rejected"
+    INPUT_IMAGE_INVALID = "input_image_invalid"
+    INPUT_IMAGE_UNREACHABLE = "input_image_unreachable"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    CANCELLED = "cancelled"
+    INTERNAL = "internal"
+
+
+ERROR_CODE_DESCRIPTION = (
+    "Cause typée de l'échec : api_key_missing (aucune clé Gemini configurée), invalid_api_key, "
+    "model_unavailable (modèle introuvable ou arrêté, replis compris), content_blocked (filtres de "
+    "sécurité : voir safety), no_image (Gemini n'a rendu aucune image), quota_exhausted, "
+    "upstream_unavailable (Gemini injoignable ou en erreur après les reprises), request_rejected "
+    "(requête refusée par Gemini), input_image_invalid, input_image_unreachable, deadline_exceeded "
+    "(timeout_seconds écoulé), cancelled, internal"
+)
+
+
 def _invalid(message: str) -> PydanticCustomError:
     return PydanticCustomError("invalid_field", message)
 
@@ -122,6 +150,13 @@ class GenerateRequest(BaseModel):
         ),
         examples=[42],
     )
+    allow_partial: bool = Field(
+        default=False,
+        description=(
+            "Si certaines images sont bloquées (filtres de sécurité, aucune image), terminer "
+            "quand même avec les autres, listées dans missing_images; sinon la tâche échoue sans image"
+        ),
+    )
     model: str | None = Field(
         default=None,
         max_length=128,
@@ -184,6 +219,13 @@ class GenerateRequest(BaseModel):
     @classmethod
     def _choices(cls, value: Any, info: Any) -> Any:
         return _check_choice(info.field_name, value, _CHOICES[info.field_name])
+
+    @field_validator("allow_partial", mode="before")
+    @classmethod
+    def _allow_partial(cls, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise _invalid("allow_partial doit être un booléen")
+        return value
 
     @field_validator("seed", mode="before")
     @classmethod
@@ -310,6 +352,9 @@ class StatusResponse(_Response):
     created_at: str = Field(description="ISO 8601, UTC")
     updated_at: str = Field(description="ISO 8601, UTC")
     errors: list[str] | None = Field(default=None, description="Présent si FAILED")
+    error_code: ErrorCode | None = Field(
+        default=None, description="Présent si FAILED ou CANCELLED. " + ERROR_CODE_DESCRIPTION
+    )
 
 
 class JobListResponse(_Response):
@@ -362,6 +407,11 @@ class JobTimingsInfo(_Response):
     total: float = Field(description="De la création à la fin, somme des phases")
 
 
+class ModelFallbacks(_Response):
+    unavailable: list[str] = Field(description="Modèles qui ont répondu « introuvable » ou « arrêté »")
+    used: str = Field(description="Modèle de repli qui a produit les images")
+
+
 class ResultMetadata(_Response):
     model_name: str
     version: str
@@ -375,6 +425,36 @@ class ResultMetadata(_Response):
     usage: UsageInfo | None = Field(
         default=None, description="Somme des images[].usage (absent sur les tâches antérieures)"
     )
+    fallbacks: ModelFallbacks | None = Field(
+        default=None, description="Présent si le modèle demandé était indisponible (GEMINI_MODEL_FALLBACKS)"
+    )
+
+
+class SafetyRatingInfo(_Response):
+    category: str = Field(examples=["HARM_CATEGORY_SEXUALLY_EXPLICIT"])
+    probability: str | None = Field(default=None, examples=["HIGH"])
+    blocked: bool | None = None
+
+
+class SafetyInfo(_Response):
+    """What Gemini's safety filters said, as Gemini said it."""
+
+    block_reason: str | None = Field(
+        default=None, description="prompt_feedback.block_reason (prompt refusé)", examples=["SAFETY"]
+    )
+    finish_reason: str | None = Field(
+        default=None, description="finish_reason du candidat (image refusée)", examples=["IMAGE_SAFETY"]
+    )
+    ratings: list[SafetyRatingInfo] = Field(default_factory=list, description="safety_ratings renvoyées")
+
+
+class MissingImage(_Response):
+    """An image of an ``allow_partial`` job that was not produced."""
+
+    index: int = Field(ge=1, description="Rang de l'image (1..num_images)")
+    error_code: ErrorCode
+    message: str = Field(description="Message en français")
+    safety: SafetyInfo | None = None
 
 
 class ResultResponse(_Response):
@@ -385,6 +465,15 @@ class ResultResponse(_Response):
     images: list[ImageInfo] | None = None
     metadata: ResultMetadata | None = None
     errors: list[str] | None = None
+    error_code: ErrorCode | None = Field(
+        default=None, description="Présent si FAILED ou CANCELLED. " + ERROR_CODE_DESCRIPTION
+    )
+    safety: SafetyInfo | None = Field(
+        default=None, description="Présent quand les filtres de sécurité de Gemini ont bloqué"
+    )
+    missing_images: list[MissingImage] | None = Field(
+        default=None, description="allow_partial : les images manquantes d'une tâche COMPLETED"
+    )
 
 
 class JobEvent(StatusResponse):

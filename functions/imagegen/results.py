@@ -29,6 +29,7 @@ def status_body(job: dict[str, Any]) -> StatusResponse:
         created_at=iso(job["created_at"]),
         updated_at=iso(job["updated_at"]),
         errors=job["errors"] or None,
+        error_code=job.get("error_code"),
     )
 
 
@@ -69,7 +70,11 @@ def result_body(job: dict[str, Any]) -> ResultResponse:
     status = JobStatus(job["status"])
     extra: dict[str, Any] = {"progress": job["progress"]}
     if status is JobStatus.COMPLETED:
-        extra = {"images": result_images(job), "metadata": result_metadata(job)}
+        extra = {
+            "images": result_images(job),
+            "metadata": result_metadata(job),
+            "missing_images": job.get("missing_images"),
+        }
     elif status.is_terminal:
-        extra = {"errors": job["errors"]}
+        extra = {"errors": job["errors"], "error_code": job.get("error_code"), "safety": job.get("safety")}
     return ResultResponse(job_id=job["job_id"], status=status, message=job["message"], **extra)

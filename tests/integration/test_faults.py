@@ -12,6 +12,15 @@ import requests
 from tests.integration.helpers import WORKER, create_job, deliver_task, stored_images, stored_objects
 
 
+FAULT_CODES = {
+    "invalid_key": "invalid_api_key",
+    "not_found": "model_unavailable",
+    "safety": "content_blocked",
+    "image_safety": "content_blocked",
+    "no_image": "no_image",
+}
+
+
 @pytest.mark.parametrize(
     ("kind", "error"),
     [
@@ -30,13 +39,16 @@ def test_model_faults_fail_the_job_with_a_clear_error(api: Any, standin: Any, ki
     assert status["errors"] == [error]
     result = api.get(f"/api/images/result/{job_id}")
     assert result.status_code == 200
-    assert result.json() == {
+    body = result.json()
+    typed = {key: body.pop(key) for key in ("error_code", "safety") if key in body}  # beside the seed's
+    assert body == {
         "job_id": job_id, "status": "FAILED", "message": "Échec de la génération", "errors": [error]
     }
+    assert typed["error_code"] == FAULT_CODES[kind]
     assert stored_objects(job_id) == []
-    # Permanent errors are not retried: one call per image, no retry storm.
+    # Permanent errors are not retried: one call per image (and per fallback model), no retry storm.
     time.sleep(1)
-    assert len(standin.calls()) == 2
+    assert len(standin.calls()) == (4 if kind == "not_found" else 2)
 
 
 def test_transient_429_then_503_are_retried_to_success(api: Any, standin: Any) -> None:

@@ -4,11 +4,14 @@ model choice, seeds, typed failures, allow_partial, fallbacks and deadlines."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import requests
 
-from tests.integration.helpers import create_job
+from tests.integration.helpers import create_job, stored_objects
+from tests.loopback import LoopbackServer, QuietHandler, Receiver
 
 
 def test_model_alias_runs_that_model_and_is_reported(api: Any, standin: Any) -> None:
@@ -75,3 +78,154 @@ def test_seed_out_of_range_is_a_french_400(api: Any) -> None:
         assert response.json()["details"] == [
             {"field": "seed", "message": "seed doit être un entier entre 0 et 2147483647"}
         ]
+
+
+# --------------------------------------------------------------------------- typed failures
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _failed_with_webhook(api: Any, receiver: Receiver, prompt: str, **fields: Any) -> tuple[dict, dict]:
+    """Run a job to FAILED; its result and its failed webhook's payload."""
+    url = receiver.url()
+    job_id = create_job(api, prompt=prompt, webhook_url=url, **fields)
+    assert api.wait_for_job(job_id)["status"] == "FAILED"
+    result = api.get(f"/api/images/result/{job_id}").json()
+    [hook] = receiver.wait(url, 1)
+    return result, hook.json()
+
+
+@pytest.mark.parametrize(
+    ("fault", "error_code", "message_start"),
+    [
+        ("invalid_key", "invalid_api_key", "Clé API Google invalide ou expirée"),
+        ("not_found", "model_unavailable", "Modèle Gemini non disponible"),
+        ("no_image", "no_image", "Gemini n'a renvoyé aucune image (NO_IMAGE)"),
+        ("safety", "content_blocked", "Prompt bloqué par les filtres de sécurité de Gemini (SAFETY)"),
+        ("image_safety", "content_blocked", "Image bloquée par les filtres de sécurité de Gemini (IMAGE_SAFETY)"),
+        ("503", "upstream_unavailable", "Service Gemini indisponible"),
+    ],
+)
+def test_each_failure_has_its_error_code_in_the_result_and_the_webhook(
+    api: Any, standin: Any, receiver: Receiver, fault: str, error_code: str, message_start: str
+) -> None:
+    standin.configure(faults=[{"kind": fault}])
+    result, payload = _failed_with_webhook(api, receiver, f"Un chat ({fault})")
+    assert result["errors"][0].startswith(message_start)  # the seed's French message, kept
+    assert (result["error_code"], payload["error_code"]) == (error_code, error_code)
+    assert payload["error_message"] == result["errors"][0]
+    status = api.get(f"/api/images/status/{result['job_id']}").json()
+    assert status["error_code"] == error_code
+    if fault == "safety":
+        expected = {
+            "block_reason": "SAFETY",
+            "ratings": [
+                {"category": "HARM_CATEGORY_SEXUALLY_EXPLICIT", "probability": "NEGLIGIBLE"},
+                {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"},
+                {"category": "HARM_CATEGORY_HARASSMENT", "probability": "LOW"},
+                {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True},
+            ],
+        }
+        assert result["safety"] == expected
+        assert payload["safety"] == expected
+    elif fault == "image_safety":
+        assert result["safety"] == payload["safety"] == {"finish_reason": "IMAGE_SAFETY", "ratings": []}
+    else:
+        assert "safety" not in result
+
+
+class _NotAnImage(QuietHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/text.png":
+            self.reply(200, b"this is not a picture", {"Content-Type": "image/png"})
+        else:
+            self.reply(404)
+
+
+def test_input_image_errors_are_typed(api: Any, standin: Any, receiver: Receiver) -> None:
+    with LoopbackServer(_NotAnImage) as images:
+        unreachable, _ = _failed_with_webhook(
+            api, receiver, "Un chat", input_image_url=f"{images.base_url}/missing.png"
+        )
+        invalid, payload = _failed_with_webhook(
+            api, receiver, "Un chat", input_image_url=f"{images.base_url}/text.png"
+        )
+    assert unreachable["error_code"] == "input_image_unreachable"
+    assert (invalid["error_code"], payload["error_code"]) == ("input_image_invalid", "input_image_invalid")
+    assert standin.calls() == []  # checked before any model call
+
+
+def test_cancelled_job_has_the_cancelled_code(api: Any, standin: Any) -> None:
+    standin.configure(latency_ms=1500)
+    job_id = create_job(api, num_images=2)
+    assert api.post(f"/api/images/cancel/{job_id}").status_code == 200
+    result = api.get(f"/api/images/result/{job_id}").json()
+    assert (result["status"], result["error_code"]) == ("CANCELLED", "cancelled")
+
+
+# --------------------------------------------------------------------------- allow_partial
+
+
+def test_a_blocked_image_fails_the_job_and_keeps_no_image_by_default(api: Any, standin: Any) -> None:
+    standin.configure(faults=[{"kind": "image_safety", "match": "Un phare bloqué", "times": 1}])
+    job_id = create_job(api, prompt="Un phare bloqué", num_images=3)
+    assert api.wait_for_job(job_id)["status"] == "FAILED"
+    result = api.get(f"/api/images/result/{job_id}").json()
+    assert (result["error_code"], result["safety"]["finish_reason"]) == ("content_blocked", "IMAGE_SAFETY")
+    assert "images" not in result
+    assert stored_objects(job_id) == []  # the two images that were made are deleted
+    calls = [call for call in standin.calls() if call["prompt"].startswith("Un phare bloqué")]
+    assert [call["fault"] for call in calls].count("image_safety") == 1 and len(calls) == 3
+
+
+def test_allow_partial_completes_with_the_images_it_has(api: Any, standin: Any, receiver: Receiver) -> None:
+    standin.configure(faults=[{"kind": "safety", "times": 1}])
+    url = receiver.url()
+    job_id = create_job(api, num_images=3, seed=7, allow_partial=True, webhook_url=url)
+    assert api.wait_for_job(job_id)["status"] == "COMPLETED"
+    result = api.get(f"/api/images/result/{job_id}").json()
+    [missing] = result["missing_images"]
+    assert (missing["error_code"], missing["safety"]["block_reason"]) == ("content_blocked", "SAFETY")
+    assert missing["message"] == "Prompt bloqué par les filtres de sécurité de Gemini (SAFETY)"
+    kept = [image["seed"] for image in result["images"]]
+    assert sorted(kept + [7 + missing["index"] - 1]) == [7, 8, 9]
+    assert result["message"] == "2 image(s) générée(s) avec succès"
+    assert len([name for name in stored_objects(job_id) if "_thumb" not in name]) == 2
+    [hook] = receiver.wait(url, 1)
+    assert hook.json()["data"]["missing_images"] == result["missing_images"]
+
+
+def test_allow_partial_with_every_image_blocked_fails(api: Any, standin: Any) -> None:
+    standin.configure(faults=[{"kind": "no_image"}])
+    job_id = create_job(api, num_images=2, allow_partial=True)
+    assert api.wait_for_job(job_id)["status"] == "FAILED"
+    assert api.get(f"/api/images/result/{job_id}").json()["error_code"] == "no_image"
+
+
+# --------------------------------------------------------------------------- fallbacks
+
+
+def test_a_shut_down_model_falls_back_along_the_chain(api: Any, standin: Any) -> None:
+    standin.configure(shut_down_models=["gemini-3.1-flash-image"])  # the stack's default model
+    job_id = create_job(api, num_images=2)
+    assert api.wait_for_job(job_id)["status"] == "COMPLETED"
+    metadata = api.get(f"/api/images/result/{job_id}").json()["metadata"]
+    assert metadata["model_name"] == "gemini-3-pro-image"
+    assert metadata["fallbacks"] == {"unavailable": ["gemini-3.1-flash-image"], "used": "gemini-3-pro-image"}
+    # The retired model answers before reading the request (prompt None), as Google's does.
+    calls = sorted((call["model"], call["status"]) for call in standin.calls())
+    assert calls == [("gemini-3-pro-image", 200)] * 2 + [("gemini-3.1-flash-image", 404)] * 2
+
+
+def test_every_model_of_the_chain_shut_down_is_model_unavailable(api: Any, standin: Any, receiver: Receiver) -> None:
+    standin.configure(shut_down_models=["gemini-3.1-flash-image", "gemini-3-pro-image"])
+    result, payload = _failed_with_webhook(api, receiver, "Un chat sans modèle")
+    assert result["errors"] == ["Modèle Gemini non disponible"]
+    assert (result["error_code"], payload["error_code"]) == ("model_unavailable", "model_unavailable")

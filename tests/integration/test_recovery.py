@@ -38,6 +38,7 @@ def test_the_last_attempt_fails_a_job_whose_lease_is_busy(api: Any, standin: Any
     assert attempt(stack, job["job_id"], last(stack)) == (200, "failed")  # the queue's last: end it
     final = ref.get().to_dict()
     assert (final["status"], final["errors"], final["lease"]) == ("FAILED", [GAVE_UP], None)
+    assert final["error_code"] == "internal"
     assert api.get(f"/api/images/result/{job['job_id']}").json()["errors"] == [GAVE_UP]
     assert standin.calls() == []
     assert attempt(stack, job["job_id"], last(stack)) == (200, "finished")  # a duplicate changes nothing
@@ -61,7 +62,7 @@ def test_a_quota_error_on_the_last_attempt_fails_the_job(api: Any, standin: Any,
     job_id = queued_job(jobs, size="512x512")["job_id"]
     assert attempt(stack, job_id, last(stack)) == (200, "failed")
     status = api.get(f"/api/images/status/{job_id}").json()
-    assert (status["status"], status["errors"]) == ("FAILED", [QUOTA])
+    assert (status["status"], status["errors"], status["error_code"]) == ("FAILED", [QUOTA], "quota_exhausted")
 
 
 def test_a_delivery_that_lost_its_lease_keeps_the_image_it_may_share(

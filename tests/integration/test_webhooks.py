@@ -134,8 +134,8 @@ def test_failed_webhook(api: Any, standin: Any, receiver: Receiver, secret: str)
     assert status["status"] == "FAILED"
     [hook] = receiver.wait(url, 1)
     payload = verified(hook, secret)
-    assert set(payload) == SEED_FAILED_KEYS
-    assert (payload["job_id"], payload["status"]) == (job_id, "failed")
+    assert set(payload) == SEED_FAILED_KEYS | {"error_code"}  # the seed's keys, and the typed cause
+    assert (payload["job_id"], payload["status"], payload["error_code"]) == (job_id, "failed", "invalid_api_key")
     assert payload["message"] == "Échec de la génération d'images"
     assert payload["error_message"] == status["errors"][0]
 
@@ -147,8 +147,8 @@ def test_cancelled_webhook_by_default(api: Any, standin: Any, receiver: Receiver
     assert api.post(f"/api/images/cancel/{job_id}").status_code == 200
     [hook] = receiver.wait(url, 1)
     payload = verified(hook, secret)
-    assert set(payload) == {"job_id", "status", "timestamp", "environment", "message"}
-    assert (payload["job_id"], payload["status"]) == (job_id, "cancelled")
+    assert set(payload) == {"job_id", "status", "timestamp", "environment", "message", "error_code"}
+    assert (payload["job_id"], payload["status"], payload["error_code"]) == (job_id, "cancelled", "cancelled")
     assert payload["message"] == "Génération d'images annulée"
     time.sleep(2)  # the worker stops on its own: no completed webhook follows
     assert len(receiver.received(url)) == 1

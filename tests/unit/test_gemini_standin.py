@@ -157,7 +157,8 @@ def test_input_image_changes_output_and_counts_image_tokens(
     assert image_bytes(edited) != image_bytes(plain)
     assert image_bytes(edited) == image_bytes(generate(client, prompt, image=source))
     details = {d.modality: d.token_count for d in edited.usage_metadata.prompt_tokens_details}
-    assert details == {types.MediaModality.TEXT: 5, types.MediaModality.IMAGE: 258}
+    # Gemini 3.1 Flash Image: 1120 tokens per input image (Google's published figure).
+    assert details == {types.MediaModality.TEXT: 5, types.MediaModality.IMAGE: 1120}
     calls = control(server, "GET", "/_standin/calls")[1]["calls"]
     assert [c["has_input_image"] for c in calls] == [False, True, True]
     assert [len(c["input_images"]) for c in calls] == [0, 1, 1]  # one entry per image part
@@ -329,7 +330,6 @@ def test_calls_log_counts_model_calls(server: StandinServer, client: genai.Clien
         "seed": None,
         "has_input_image": False,
         "input_images": [],
-        "seed": None,
         "fault": None,
         "status": 200,
     }
@@ -376,4 +376,83 @@ def test_bad_config_is_rejected(server: StandinServer) -> None:
     status, body = control(server, "PUT", "/_standin/config", {"faults": [{"kind": "teapot"}]})
 
     assert (status, body["error"]["status"]) == (400, "INVALID_ARGUMENT")
-    assert control(server, "GET", "/_standin/config")[1] == {"latency_ms": 0, "faults": []}
+    assert control(server, "GET", "/_standin/config")[1] == {
+        "latency_ms": 0,
+        "faults": [],
+        "shut_down_models": [],
+        "model_latency_ms": {},
+    }
+    for bad in ({"shut_down_models": "gemini-3-pro-image"}, {"model_latency_ms": {"m": -1}}):
+        assert control(server, "PUT", "/_standin/config", bad)[0] == 400
+
+
+@pytest.mark.parametrize(
+    ("model", "size", "output_tokens", "input_tokens"),
+    [
+        ("gemini-3.1-flash-image", "512", 747, 1120),
+        ("gemini-3.1-flash-image", "4K", 2520, 1120),
+        ("gemini-3-pro-image", "2K", 1120, 560),
+        ("gemini-3-pro-image", "4K", 2000, 560),
+        ("gemini-2.5-flash-image", "1K", 1290, 258),
+    ],
+)
+def test_usage_follows_each_models_published_token_counts(
+    client: genai.Client, model: str, size: str, output_tokens: int, input_tokens: int
+) -> None:
+    response = client.models.generate_content(
+        model=model,
+        contents=[types.Part.from_bytes(data=render_png("in", (64, 64)), mime_type="image/png"), "abcd"],
+        config=types.GenerateContentConfig(
+            response_modalities=["IMAGE"], image_config=types.ImageConfig(aspect_ratio="1:1", image_size=size)
+        ),
+    )
+    usage = response.usage_metadata
+    assert usage.candidates_token_count == output_tokens
+    details = {d.modality: d.token_count for d in usage.prompt_tokens_details}
+    assert details == {types.MediaModality.TEXT: 1, types.MediaModality.IMAGE: input_tokens}
+    with Image.open(io.BytesIO(image_bytes(response))) as img:
+        assert img.size == {"512": (512, 512), "1K": (1024, 1024), "2K": (2048, 2048), "4K": (4096, 4096)}[size]
+
+
+def test_a_size_the_model_does_not_offer_is_a_400(client: genai.Client) -> None:
+    with pytest.raises(errors.ClientError) as caught:
+        client.models.generate_content(
+            model="gemini-2.5-flash-image",
+            contents="p",
+            config=types.GenerateContentConfig(image_config=types.ImageConfig(image_size="4K")),
+        )
+    assert (caught.value.code, caught.value.status) == (400, "INVALID_ARGUMENT")
+
+
+def test_a_shut_down_model_answers_as_google_does(server: StandinServer, client: genai.Client) -> None:
+    assert control(server, "PUT", "/_standin/config", {"shut_down_models": ["gemini-3-pro-image"]})[0] == 200
+    with pytest.raises(errors.ClientError) as caught:
+        client.models.generate_content(model="gemini-3-pro-image", contents="p")
+    assert (caught.value.code, caught.value.status) == (404, "NOT_FOUND")
+    assert caught.value.message == (
+        "This model models/gemini-3-pro-image is no longer available. Please update your code to use "
+        "a newer model for the latest features and improvements."
+    )
+    assert image_bytes(generate(client, "p"))  # the others still answer
+
+
+def test_safety_blocks_carry_ratings_and_finish_reason(server: StandinServer, client: genai.Client) -> None:
+    set_faults(server, {"kind": "safety", "match": "prompt"}, {"kind": "image_safety", "match": "picture"})
+    feedback = generate(client, "blocked prompt").prompt_feedback
+    assert feedback.block_reason == types.BlockedReason.SAFETY
+    blocked = [r.category for r in feedback.safety_ratings if r.blocked]
+    assert blocked == [types.HarmCategory.HARM_CATEGORY_DANGEROUS_CONTENT]
+    candidate = generate(client, "blocked picture").candidates[0]
+    assert candidate.finish_reason == types.FinishReason.IMAGE_SAFETY
+    assert not candidate.content  # no image part: the worker reports content_blocked
+
+
+def test_latency_is_per_model(server: StandinServer, client: genai.Client) -> None:
+    body = {"latency_ms": 100, "model_latency_ms": {"gemini-2.5-flash-image": 0}}
+    assert control(server, "PUT", "/_standin/config", body)[0] == 200
+    for model in ("gemini-3.1-flash-image", "gemini-3-pro-image", "gemini-2.5-flash-image"):
+        client.models.generate_content(model=model, contents="p")
+    calls = control(server, "GET", "/_standin/calls")[1]["calls"]
+    totals = [call["render_ms"] + call["slept_ms"] for call in calls]
+    # Flash 1x, Pro 2x the base latency; a model named in model_latency_ms gets its own.
+    assert 95 <= totals[0] <= 140 and 195 <= totals[1] <= 240 and calls[2]["slept_ms"] == 0

@@ -123,7 +123,7 @@ def test_completed_payload_has_the_seed_shape() -> None:
 
 
 def test_failed_payload_carries_the_first_error() -> None:
-    failed = job("FAILED", 100, errors=["Clé API Google invalide", "autre"])
+    failed = job("FAILED", 100, errors=["Clé API Google invalide", "autre"], error_code="invalid_api_key")
     payload = messages.build_payload(failed, messages.Event("failed"), T0, "production")
     assert payload == {
         "job_id": JOB_ID,
@@ -132,7 +132,18 @@ def test_failed_payload_carries_the_first_error() -> None:
         "environment": "production",
         "error_message": "Clé API Google invalide",
         "message": "Échec de la génération d'images",
+        "error_code": "invalid_api_key",
     }
+
+
+def test_failed_payload_carries_what_the_safety_filters_said() -> None:
+    safety = {"block_reason": "SAFETY", "finish_reason": None, "ratings": []}
+    blocked = job("FAILED", 100, errors=["Prompt bloqué"], error_code="content_blocked", safety=safety)
+    payload = messages.build_payload(blocked, messages.Event("failed"), T0, "development")
+    assert (payload["error_code"], payload["safety"]) == ("content_blocked", safety)
+    # A job failed before error_code existed still gets one.
+    older = messages.build_payload(job("FAILED", 100, errors=["x"]), messages.Event("failed"), T0, "development")
+    assert older["error_code"] == "internal" and "safety" not in older
 
 
 def test_progress_and_cancelled_payloads() -> None:
@@ -145,8 +156,8 @@ def test_progress_and_cancelled_payloads() -> None:
         "message": "Génération en cours...",
     }
     cancelled = messages.build_payload(job("CANCELLED", 40), messages.Event("cancelled"), T0, "development")
-    assert set(cancelled) == {"job_id", "status", "timestamp", "environment", "message"}
-    assert cancelled["status"] == "cancelled"
+    assert set(cancelled) == {"job_id", "status", "timestamp", "environment", "message", "error_code"}
+    assert (cancelled["status"], cancelled["error_code"]) == ("cancelled", "cancelled")
 
 
 def test_event_ids_are_deterministic_and_distinct() -> None:

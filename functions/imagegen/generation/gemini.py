@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from imagegen.clients import shared
@@ -37,12 +37,17 @@ _STYLE_HINTS = {
 
 
 class GeminiError(Exception):
-    """A model call that failed for good; ``message`` is what the job reports."""
+    """A model call that failed for good; ``message`` is what the job reports.
 
-    def __init__(self, message: str, reason: str) -> None:
+    ``code`` is its ``ErrorCode`` value; ``safety`` what the safety filters said
+    (``{block_reason, finish_reason, ratings}``) when they are the cause.
+    """
+
+    def __init__(self, message: str, code: str, safety: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.reason = reason
+        self.code = code
+        self.safety = safety
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ class GeneratedImage:
     thinking_tokens: int = 0
     output_image_tokens: int | None = None
     """The IMAGE share of ``output_tokens`` when Gemini reports it."""
+    unavailable: tuple[str, ...] = ()
+    """Models that answered "not found" or "shut down" before ``model`` ran."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,7 @@ def _client() -> Any:
     if backend is GeminiBackend.STANDIN:
         http_options.base_url = settings.gemini_standin_url
         return genai.Client(api_key="local-stand-in", http_options=http_options)
-    raise GeminiError(NOT_CONFIGURED, "not_configured")
+    raise GeminiError(NOT_CONFIGURED, "api_key_missing")
 
 
 def generate_image(
@@ -122,9 +129,37 @@ def generate_image(
     sources: Sequence[SourceImage] = (),
     *,
     model: str,
+    fallbacks: tuple[str, ...] = (),
     seed: int | None = None,
 ) -> GeneratedImage:
-    """One image from ``model`` (with ``seed``, reproducible), or ``GeminiError``."""
+    """One image from ``model`` (with ``seed``, reproducible), or ``GeminiError``.
+
+    A model that answers "not found" or "shut down" is replaced by the next of
+    ``fallbacks``; the image records which models were passed over.
+    """
+    gone: list[str] = []
+    for candidate in (model, *fallbacks):
+        try:
+            image = _generate(prompt, aspect_ratio, image_size, sources, candidate, seed)
+        except GeminiError as exc:
+            if exc.code != "model_unavailable":
+                raise
+            logger.warning("model %s unavailable: %s", candidate, exc.__cause__)
+            gone.append(candidate)
+            continue
+        return replace(image, unavailable=tuple(gone))
+    logger.error("no model of the chain is available: %s", ", ".join(gone))
+    raise GeminiError(MODEL_UNAVAILABLE, "model_unavailable")
+
+
+def _generate(
+    prompt: str,
+    aspect_ratio: str,
+    image_size: str,
+    sources: Sequence[SourceImage],
+    model: str,
+    seed: int | None,
+) -> GeneratedImage:
     import httpx2
     from google.genai import errors, types
 
@@ -140,7 +175,7 @@ def generate_image(
     except errors.APIError as exc:
         raise _api_error(exc) from exc
     except httpx2.TransportError as exc:  # after the SDK's retries
-        raise GeminiError("Service Gemini injoignable, réessayez plus tard", "transport") from exc
+        raise GeminiError("Service Gemini injoignable, réessayez plus tard", "upstream_unavailable") from exc
     return _image_from(response, model)
 
 
@@ -151,35 +186,81 @@ def _part(types: Any, source: SourceImage, vertex: bool) -> Any:
     return types.Part.from_bytes(data=source.data, mime_type=source.mime_type)
 
 
+# How Google says a model is gone: 404 NOT_FOUND ("models/x is not found for API version
+# v1beta", "This model models/x is no longer available", Vertex's "Requested entity was not
+# found"), or a 400/410 FAILED_PRECONDITION saying it "has been shut down" / deprecated.
+_MODEL_GONE = ("shut down", "shutdown", "no longer available", "deprecated", "discontinued")
+
+
 def _api_error(exc: Any) -> GeminiError:
     text = f"{exc.status} {exc.message} {exc.details}"
     if exc.code in (401, 403) or "API_KEY_INVALID" in text or "API key not valid" in text:
-        return GeminiError(INVALID_KEY, "invalid_key")
-    if exc.code == 404:
-        return GeminiError(MODEL_UNAVAILABLE, "model_not_found")
+        return GeminiError(INVALID_KEY, "invalid_api_key")
+    lowered = text.lower()
+    if exc.code == 404 or (exc.code in (400, 410) and any(word in lowered for word in _MODEL_GONE)):
+        return GeminiError(MODEL_UNAVAILABLE, "model_unavailable")
     if exc.code == 429:
-        return GeminiError("Quota Gemini dépassé, réessayez plus tard", "quota")
+        return GeminiError("Quota Gemini dépassé, réessayez plus tard", "quota_exhausted")
     if exc.code >= 500:
-        return GeminiError("Service Gemini indisponible, réessayez plus tard", "unavailable")
-    return GeminiError(f"Requête refusée par Gemini : {exc.message}", "rejected")
+        return GeminiError("Service Gemini indisponible, réessayez plus tard", "upstream_unavailable")
+    code = "input_image_invalid" if "input image" in lowered else "request_rejected"
+    return GeminiError(f"Requête refusée par Gemini : {exc.message}", code)
+
+
+_SAFETY_FINISH = frozenset(
+    {"IMAGE_SAFETY", "SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT", "BLOCKLIST", "SPII"}
+)
+
+
+def _value(enum_or_text: Any) -> str | None:
+    """An SDK enum's wire value (or a plain string), None when unset."""
+    return getattr(enum_or_text, "value", enum_or_text) or None
+
+
+def _safety(feedback: Any, candidate: Any) -> dict[str, Any]:
+    """``{block_reason, finish_reason, ratings}`` as Gemini gave them (unset ones left out)."""
+    ratings = (getattr(feedback, "safety_ratings", None) or []) + (
+        getattr(candidate, "safety_ratings", None) or []
+    )
+    found = {
+        "block_reason": _value(getattr(feedback, "block_reason", None)),
+        "finish_reason": _value(getattr(candidate, "finish_reason", None)),
+    }
+    safety: dict[str, Any] = {key: value for key, value in found.items() if value}
+    safety["ratings"] = [
+        {
+            key: value
+            for key, value in (
+                ("category", _value(r.category)),
+                ("probability", _value(r.probability)),
+                ("blocked", r.blocked),
+            )
+            if value is not None
+        }
+        for r in ratings
+    ]
+    return safety
 
 
 def _image_from(response: Any, model: str) -> GeneratedImage:
     feedback = response.prompt_feedback
-    if feedback is not None and feedback.block_reason:
-        reason = getattr(feedback.block_reason, "value", feedback.block_reason)
-        raise GeminiError(
-            f"Prompt bloqué par les filtres de sécurité de Gemini ({reason})", "blocked"
-        )
     candidate = response.candidates[0] if response.candidates else None
+    if feedback is not None and feedback.block_reason:
+        reason = _value(feedback.block_reason)
+        raise GeminiError(
+            f"Prompt bloqué par les filtres de sécurité de Gemini ({reason})",
+            "content_blocked",
+            _safety(feedback, candidate),
+        )
     parts = candidate.content.parts if candidate and candidate.content and candidate.content.parts else []
     image = next((p.inline_data for p in parts if p.inline_data and p.inline_data.data), None)
     if image is None:
-        finish = getattr(candidate, "finish_reason", None)
-        reason = getattr(finish, "value", finish) or "NO_IMAGE"
-        if reason in ("IMAGE_SAFETY", "SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT"):
+        reason = _value(getattr(candidate, "finish_reason", None)) or "NO_IMAGE"
+        if reason in _SAFETY_FINISH:
             raise GeminiError(
-                f"Image bloquée par les filtres de sécurité de Gemini ({reason})", "blocked"
+                f"Image bloquée par les filtres de sécurité de Gemini ({reason})",
+                "content_blocked",
+                _safety(feedback, candidate),
             )
         raise GeminiError(f"Gemini n'a renvoyé aucune image ({reason})", "no_image")
     usage = response.usage_metadata

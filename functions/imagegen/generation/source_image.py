@@ -32,6 +32,12 @@ _TOO_SLOW = "Image source inaccessible : délai de téléchargement dépassé"
 class SourceImageError(Exception):
     """The source image cannot be used; the message is the job's error."""
 
+    @property
+    def error_code(self) -> str:
+        """``input_image_unreachable`` (could not be fetched) or ``input_image_invalid``."""
+        fetched = not str(self).startswith(("Image source inaccessible", "Image source refusée"))
+        return "input_image_invalid" if fetched else "input_image_unreachable"
+
 
 def _refusal(error: outbound.OutboundError) -> SourceImageError:
     head = "Image source inaccessible" if error.retryable else "Image source refusée"

@@ -48,7 +48,20 @@ _GENERATING_START, _GENERATING_END = 10, 90
 
 
 class _JobFailed(Exception):
-    """A permanent failure: the job ends FAILED with this message."""
+    """A permanent failure: the job ends FAILED with this message, ``code`` and ``safety``."""
+
+    def __init__(self, message: str, code: str, safety: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.safety = safety
+
+    @classmethod
+    def of(cls, error: gemini.GeminiError) -> _JobFailed:
+        return cls(error.message, error.code, error.safety)
+
+
+# Failures of one image (not of the job's setup): with allow_partial the job goes on without it.
+_IMAGE_OUTCOMES = frozenset({"content_blocked", "no_image"})
 
 
 class _RetryLater(Exception):
@@ -96,31 +109,32 @@ def run(job_id: str, worker_id: str, attempt: int) -> tuple[str, int]:
     if claim.outcome == "busy" and last:
         # The queue gives up after this answer: nobody would end the job.
         logger.warning("last attempt found the lease busy; failing the job", **fields(attempt=attempt))
-        job_store.fail_job(job_id, job_store.GAVE_UP)
+        job_store.fail_job(job_id, job_store.GAVE_UP, "internal")
         return "failed", 200
     if claim.outcome != "run":
         logger.info("delivery not run: %s", claim.outcome, **fields(attempt=attempt))
         return claim.outcome, 409 if claim.outcome == "busy" else 200
     logger.info("job claimed", **fields(attempt=attempt, worker_id=worker_id))
+    images: dict[str, Any] = dict(claim.job.get("images") or {})  # kept up to date by _process
     try:
-        _process(claim.job, worker_id, timings)
+        _process(claim.job, worker_id, timings, images)
     except LeaseLost:
         logger.info("job cancelled, taken over or out of lease; stopping")
         return "stopped", 200
     except _JobFailed as exc:
-        _finish_failed(job_id, worker_id, str(exc))
+        _finish_failed(job_id, worker_id, exc, images)
         return "failed", 200
     except _RetryLater as exc:
         logger.warning("retrying later: %s", exc, **fields(attempt=attempt))
         if last:
-            _finish_failed(job_id, worker_id, str(exc))
+            _finish_failed(job_id, worker_id, _JobFailed(str(exc), "quota_exhausted"), images)
             return "failed", 200
         _release(job_id, worker_id)
         return "retry", 429
     except Exception:
         logger.exception("job attempt crashed", **fields(attempt=attempt))
         if last:
-            _finish_failed(job_id, worker_id, job_store.GAVE_UP)
+            _finish_failed(job_id, worker_id, _JobFailed(job_store.GAVE_UP, "internal"), images)
             return "failed", 200
         _release(job_id, worker_id)
         return "retry", 500
@@ -134,15 +148,35 @@ def _release(job_id: str, worker_id: str) -> None:
         logger.warning("could not release the lease", exc_info=True)
 
 
-def _finish_failed(job_id: str, worker_id: str, message: str) -> None:
-    logger.warning("job failed: %s", message)
+def _finish_failed(
+    job_id: str, worker_id: str, failure: _JobFailed, images: dict[str, Any]
+) -> None:
+    """End the job FAILED with its typed error; a failed job keeps none of its ``images``."""
+    logger.warning("job failed: %s", failure, **fields(error_code=failure.code))
     try:
-        job_store.set_status(job_id, worker_id, JobStatus.FAILED, progress=100, errors=[message])
+        job_store.set_status(
+            job_id,
+            worker_id,
+            JobStatus.FAILED,
+            progress=100,
+            errors=[str(failure)],
+            error_code=failure.code,
+            safety=failure.safety,
+            images={},
+        )
     except LeaseLost:
         logger.info("job already ended elsewhere")
+        return
+    for record in images.values():
+        for name in (record["object_name"], record.get("thumbnail_object_name")):
+            if name:
+                storage.delete(name)
 
 
-def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
+def _process(
+    job: dict[str, Any], worker_id: str, timings: JobTimings, images: dict[str, Any]
+) -> None:
+    """Run the job; ``images`` (index → record) holds what is stored, as it grows."""
     timings.queued_since(job["created_at"])
     timings.lap("storage")  # the claim
     job_id = job["job_id"]
@@ -154,11 +188,13 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
     try:
         sources = reference_images.fetch_all(request)
     except source_image.SourceImageError as exc:
-        raise _JobFailed(str(exc)) from exc
+        raise _JobFailed(str(exc), exc.error_code) from exc
     timings.lap("input_fetch")
 
     total = request["num_images"]
-    images: dict[str, Any] = dict(job.get("images") or {})
+    fallbacks = tuple(model_catalog.fallbacks(model, load_settings()))
+    allow_partial = bool(request.get("allow_partial"))
+    skipped: dict[int, dict[str, Any]] = {}  # allow_partial: index → why it is missing
     job_store.set_status(
         job_id, worker_id, JobStatus.GENERATING, progress=_progress(len(images), total)
     )
@@ -169,9 +205,25 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
         timer = timings.image()
         seed = _image_seed(request.get("seed"), index)
         with timer.phase("model"):
-            generated = gemini.generate_image(
-                prompt, target.aspect_ratio, target.image_size, sources, model=model, seed=seed
-            )
+            try:
+                generated = gemini.generate_image(
+                    prompt,
+                    target.aspect_ratio,
+                    target.image_size,
+                    sources,
+                    model=model,
+                    fallbacks=fallbacks,
+                    seed=seed,
+                )
+            except gemini.GeminiError as exc:
+                if not (allow_partial and exc.code in _IMAGE_OUTCOMES):
+                    raise
+                logger.warning("image %d/%d missing: %s", index, total, exc.message)
+                with lock:
+                    skipped[index] = {"index": index, "error_code": exc.code, "message": exc.message}
+                    if exc.safety:
+                        skipped[index]["safety"] = exc.safety
+                return
         with timer.phase("post_processing"):
             encoded = imaging.render(generated.data, target, request["format"], request["quality"])
         name = storage.object_name(job_id, index, encoded.extension)
@@ -192,9 +244,10 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
             "description": request["prompt"],
             "input_tokens": generated.input_tokens,
             "output_tokens": generated.output_tokens,
-            "usage": pricing.usage_record(model, target.image_size, _call_usage(generated)),
+            "usage": pricing.usage_record(generated.model, target.image_size, _call_usage(generated)),
             "model": generated.model,
             "model_version": generated.model_version,
+            "unavailable_models": list(generated.unavailable),
         }
         with lock:
             done = len(images) + 1
@@ -221,16 +274,19 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
     try:
         _run_parallel(make, missing)
     except gemini.GeminiError as exc:
-        if exc.reason == "quota":
+        if exc.code == "quota_exhausted":
             raise _RetryLater(exc.message) from exc
-        raise _JobFailed(exc.message) from exc
+        raise _JobFailed.of(exc) from exc
     except imaging.ImageError as exc:
-        raise _JobFailed(f"Image renvoyée par Gemini inutilisable : {exc}") from exc
+        raise _JobFailed(f"Image renvoyée par Gemini inutilisable : {exc}", "no_image") from exc
     timings.end_parallel()
+    if not images:  # allow_partial, and every image is missing
+        first = skipped[min(skipped)]
+        raise _JobFailed(first["message"], first["error_code"], first.get("safety"))
 
     job_store.set_status(job_id, worker_id, JobStatus.SAVING, progress=95)
     timings.lap("storage")
-    ordered = [images[str(i)] for i in range(1, total + 1)]
+    ordered = [images[str(i)] for i in range(1, total + 1) if str(i) in images]
     job_usage = pricing.total([image["usage"] for image in ordered if "usage" in image])
     metadata = {
         "model_name": ordered[0].get("model") or model,
@@ -242,16 +298,20 @@ def _process(job: dict[str, Any], worker_id: str, timings: JobTimings) -> None:
         "timings": timings.as_metadata(),
         "usage": job_usage,
     }
+    gone = sorted({name for image in ordered for name in image.get("unavailable_models") or []})
+    if gone:
+        metadata["fallbacks"] = {"unavailable": gone, "used": ordered[0].get("model") or model}
     job_store.set_status(
         job_id,
         worker_id,
         JobStatus.COMPLETED,
         progress=100,
-        message=f"{total} image(s) générée(s) avec succès",
+        message=f"{len(ordered)} image(s) générée(s) avec succès",
         metadata=metadata,
         **usage.completion_fields(job_usage, job_store.utcnow()),
+        missing_images=[skipped[i] for i in sorted(skipped)] or None,
     )
-    logger.info("job completed", **fields(images=total, seconds=metadata["generation_time_seconds"]))
+    logger.info("job completed", **fields(images=len(ordered), seconds=metadata["generation_time_seconds"]))
 
 
 def _run_parallel(make: Any, indexes: list[int]) -> None:

@@ -136,11 +136,17 @@ def build_payload(job: dict[str, Any], event: Event, at: datetime, environment: 
             "status": JobStatus.COMPLETED.value,
             "generated_at": timestamp,
         }
+        if job.get("missing_images"):
+            data["missing_images"] = job["missing_images"]
         return head | {"data": data}
+    # Typed failure beside the seed's fields (jobs failed before error_code existed: internal).
+    typed = {"error_code": job.get("error_code") or ("cancelled" if event.kind == CANCELLED else "internal")}
+    if job.get("safety"):
+        typed["safety"] = job["safety"]
     if event.kind == FAILED:
         errors = job.get("errors") or [job.get("message") or "Erreur inconnue"]
-        return head | {"error_message": errors[0], "message": "Échec de la génération d'images"}
-    return head | {"message": "Génération d'images annulée"}
+        return head | {"error_message": errors[0], "message": "Échec de la génération d'images"} | typed
+    return head | {"message": "Génération d'images annulée"} | typed
 
 
 def payload_text(payload: dict[str, Any]) -> str:

@@ -47,6 +47,7 @@ class GenerateParams(TypedDict, total=False):
     quality: Quality
     model: str  # one of the server's GEMINI_MODELS (names or aliases)
     seed: int  # image n uses seed + n - 1: the same seed redraws the same images
+    allow_partial: bool  # complete with the images not blocked, listed in missing_images
     webhook_url: str
     webhook_events: list[WebhookEvent]
 
@@ -74,6 +75,7 @@ class StatusResponse(_Response):
     created_at: str
     updated_at: str
     errors: list[str] | None = None
+    error_code: str | None = None  # FAILED/CANCELLED: content_blocked, model_unavailable, ...
 
 
 class JobListResponse(_Response):
@@ -115,6 +117,34 @@ class JobTimingsInfo(_Response):
     total: float
 
 
+class ModelFallbacks(_Response):
+    unavailable: list[str]  # models that answered "not found" / "shut down"
+    used: str
+
+
+class SafetyRatingInfo(_Response):
+    category: str
+    probability: str | None = None
+    blocked: bool | None = None
+
+
+class SafetyInfo(_Response):
+    """What Gemini's safety filters said (a ``content_blocked`` failure)."""
+
+    block_reason: str | None = None
+    finish_reason: str | None = None
+    ratings: list[SafetyRatingInfo] = Field(default_factory=list)
+
+
+class MissingImage(_Response):
+    """An image an ``allow_partial`` job completed without."""
+
+    index: int
+    error_code: str
+    message: str
+    safety: SafetyInfo | None = None
+
+
 class ResultMetadata(_Response):
     model_name: str
     version: str
@@ -124,6 +154,7 @@ class ResultMetadata(_Response):
     timestamp: str
     timings: JobTimingsInfo | None = None
     usage: UsageInfo | None = None
+    fallbacks: ModelFallbacks | None = None
 
 
 class ResultResponse(_Response):
@@ -134,6 +165,9 @@ class ResultResponse(_Response):
     images: list[ImageInfo] | None = None
     metadata: ResultMetadata | None = None
     errors: list[str] | None = None
+    error_code: str | None = None
+    safety: SafetyInfo | None = None
+    missing_images: list[MissingImage] | None = None
 
 
 class JobEvent(StatusResponse):
