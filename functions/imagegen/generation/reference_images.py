@@ -12,6 +12,7 @@ file URI (``SourceImage.uri``), not as bytes.
 from __future__ import annotations
 
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,7 +20,7 @@ from imagegen.clients import storage_client
 from imagegen.config import Settings, load_settings
 from imagegen.generation.gemini import SourceImage
 from imagegen.generation.imaging import ImageError, prepare_input
-from imagegen.generation.source_image import SourceImageError, fetch
+from imagegen.generation.source_image import TOO_SLOW, TOTAL_SECONDS, SourceImageError, fetch
 
 GS_URI = re.compile(r"^gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/([^\r\n]{1,1024})\Z")
 _MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
@@ -67,12 +68,16 @@ def _from_bucket(uri: str, bucket: str, name: str) -> SourceImage:
     if bucket not in allowed_buckets(settings):
         raise SourceImageError(f"Image source refusée : bucket {bucket} non autorisé")
     blob = storage_client().bucket(bucket).blob(name)
+    deadline = time.monotonic() + TOTAL_SECONDS  # the same cap as a download, both calls together
     try:
-        blob.reload()
+        blob.reload(timeout=TOTAL_SECONDS)
         if (blob.size or 0) > settings.input_image_max_bytes:
             mib = settings.input_image_max_bytes // (1024 * 1024)
             raise SourceImageError(f"Image source trop volumineuse (plus de {mib} Mo)")
-        original = blob.download_as_bytes()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise SourceImageError(TOO_SLOW)
+        original = blob.download_as_bytes(timeout=remaining)
     except NotFound as exc:
         raise SourceImageError("Image source inaccessible : objet introuvable") from exc
     except Forbidden as exc:

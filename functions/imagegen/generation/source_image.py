@@ -26,7 +26,7 @@ MAX_REDIRECTS = 3
 TOTAL_SECONDS = 20.0
 _CONNECT_SECONDS = 5.0
 _USER_AGENT = "imagegen-worker/1.0 (+input_image_url fetch)"
-_TOO_SLOW = "Image source inaccessible : délai de téléchargement dépassé"
+TOO_SLOW = "Image source inaccessible : délai de téléchargement dépassé"
 
 
 class SourceImageError(Exception):
@@ -52,7 +52,7 @@ def fetch(url: str, total_seconds: float = TOTAL_SECONDS) -> SourceImage:
         for _ in range(MAX_REDIRECTS + 1):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise SourceImageError(_TOO_SLOW)
+                raise SourceImageError(TOO_SLOW)
             timeout = httpx2.Timeout(remaining, connect=min(_CONNECT_SECONDS, remaining))
             headers = {"User-Agent": _USER_AGENT, "Accept": "image/*"}
             try:
@@ -68,7 +68,7 @@ def fetch(url: str, total_seconds: float = TOTAL_SECONDS) -> SourceImage:
             except outbound.OutboundError as exc:
                 raise _refusal(exc) from exc
             except httpx2.TimeoutException as exc:
-                raise SourceImageError(_TOO_SLOW) from exc
+                raise SourceImageError(TOO_SLOW) from exc
             except (httpx2.HTTPError, httpx2.InvalidURL) as exc:
                 raise SourceImageError(
                     f"Image source inaccessible : {type(exc).__name__}"
@@ -102,6 +102,6 @@ def _read_capped(response: httpx2.Response, max_bytes: int, deadline: float) -> 
         if received > max_bytes:
             raise too_big
         if time.monotonic() > deadline:
-            raise SourceImageError(_TOO_SLOW)
+            raise SourceImageError(TOO_SLOW)
         chunks.append(chunk)
     return b"".join(chunks)
