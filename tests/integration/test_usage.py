@@ -127,3 +127,27 @@ def test_a_spent_monthly_budget_refuses_new_jobs_with_402(api: Any, stack: Stack
     _keys_cli(stack, "set-budget", key[:8], "--monthly-budget-usd", "5")  # raised: accepted again
     assert api.post("/api/images/generate", json={"prompt": "encore"}, headers=headers).status_code == 202
 
+
+
+def test_the_python_clients_read_the_same_usage(api: Any, make_key: Any) -> None:
+    import asyncio
+
+    from imagegen_client import AsyncImageGenClient, ImageGenClient, UsageResponse
+
+    from tests.conftest import API_BASE_URL
+
+    headers = make_key(_owner())
+    job_id = create_job(api, headers)
+    assert api.wait_for_job(job_id, headers=headers)["status"] == "COMPLETED"
+    key = headers["Authorization"].removeprefix("Bearer ")
+    expected = api.get("/api/usage", params={"from": _today()}, headers=headers).json()
+
+    async def read_async() -> UsageResponse:
+        async with AsyncImageGenClient(API_BASE_URL, key) as client:
+            return await client.usage(_today())
+
+    with ImageGenClient(API_BASE_URL, key) as client:
+        synced = client.usage(_today(), _today())
+    for answer in (synced, asyncio.run(read_async())):
+        assert answer.model_dump() == expected
+        assert answer.total.jobs == 1 and answer.total.cost_usd > 0

@@ -17,6 +17,7 @@ from imagegen_client.models import (
     JobListResponse,
     ResultResponse,
     StatusResponse,
+    UsageResponse,
     WebhookSecretResponse,
 )
 
@@ -70,6 +71,12 @@ def webhook_secret(config: Config, rotate: bool) -> Flow[WebhookSecretResponse]:
         else config.call("GET", "/api/webhooks/secret")
     )
     return (yield from fetch(call, config, WebhookSecretResponse))
+
+
+def usage(config: Config, start: str | None, end: str | None) -> Flow[UsageResponse]:
+    """``GET /api/usage``: the caller's completed jobs per day (UTC), ``from``..``to``."""
+    params = ({"from": start} if start else {}) | ({"to": end} if end else {})
+    return (yield from fetch(config.call("GET", "/api/usage", params=params), config, UsageResponse))
 
 
 def download(config: Config, job: ResultResponse, directory: str | os.PathLike[str]) -> Flow[list[Path]]:

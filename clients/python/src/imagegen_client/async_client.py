@@ -67,6 +67,9 @@ class AsyncImageGenClient(ClientBase[httpx.AsyncClient]):
     async def webhook_secret(self, *, rotate: bool = False) -> models.WebhookSecretResponse:
         return await self._run(ops.webhook_secret(self._config, rotate))
 
+    async def usage(self, start: str | None = None, end: str | None = None) -> models.UsageResponse:
+        return await self._run(ops.usage(self._config, start, end))
+
     async def close(self) -> None:
         if self._owns_http:
             await self._http.aclose()

@@ -31,6 +31,7 @@ from imagegen_client.models import (
     JobEvent,
     ResultResponse,
     StatusResponse,
+    UsageResponse,
     WebhookSecretResponse,
 )
 
@@ -96,6 +97,10 @@ class ImageGenClient(ClientBase[httpx.Client]):
     def webhook_secret(self, *, rotate: bool = False) -> WebhookSecretResponse:
         """The key that signs your jobs' webhooks (``rotate=True``: a new one, the old one kept 24 h)."""
         return self._run(ops.webhook_secret(self._config, rotate))
+
+    def usage(self, start: str | None = None, end: str | None = None) -> UsageResponse:
+        """Your totals per day (UTC) from ``start`` to ``end`` (YYYY-MM-DD; default this month)."""
+        return self._run(ops.usage(self._config, start, end))
 
     def close(self) -> None:
         if self._owns_http:
