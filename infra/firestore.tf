@@ -1,6 +1,6 @@
-# Firestore (Native mode) "(default)" database, TTL policies and the composite
-# indexes used by the job listing. infra/firestore.indexes.json holds the same
-# indexes for the Firebase CLI / emulator.
+# Firestore (Native mode) "(default)" database, TTL policies, the composite
+# indexes of infra/firestore.indexes.json (see firestore_indexes.tf) and the
+# security rules.
 
 resource "google_firestore_database" "default" {
   count = var.create_firestore_database ? 1 : 0
@@ -60,131 +60,63 @@ resource "google_firestore_field" "webhook_deliveries_ttl" {
   depends_on = [google_firestore_field.image_jobs_ttl]
 }
 
-# Rate limit: count(where owner == X and created_at > now - 1 min), and the
-# oldest of those (order by created_at asc) for Retry-After.
-resource "google_firestore_index" "jobs_by_owner_created_asc" {
+# Composite indexes: one per entry of firestore.indexes.json (which queries
+# need which: tests/infra/test_terraform.py). Adding an index touches the JSON
+# only. Firestore appends __name__ (in the last field's direction) itself.
+resource "google_firestore_index" "composite" {
+  for_each = local.firestore_indexes
+
   project     = var.project_id
   database    = local.firestore_database
-  collection  = local.jobs_collection
-  query_scope = "COLLECTION"
+  collection  = each.value.collectionGroup
+  query_scope = each.value.queryScope
 
-  fields {
-    field_path = "owner"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "created_at"
-    order      = "ASCENDING"
+  dynamic "fields" {
+    for_each = each.value.fields
+    content {
+      field_path   = fields.value.fieldPath
+      order        = try(fields.value.order, null)
+      array_config = try(fields.value.arrayConfig, null)
+    }
   }
 }
 
-# GET /api/images/jobs: where owner == X order by created_at desc
-resource "google_firestore_index" "jobs_by_owner_created" {
-  project     = var.project_id
-  database    = local.firestore_database
-  collection  = local.jobs_collection
-  query_scope = "COLLECTION"
-
-  fields {
-    field_path = "owner"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "created_at"
-    order      = "DESCENDING"
-  }
+# The indexes were one resource each until the JSON drove them: these keep
+# their state (no index is deleted and rebuilt). Remove them once every
+# deployment has applied them.
+moved {
+  from = google_firestore_index.jobs_by_owner_created_asc
+  to   = google_firestore_index.composite["image_jobs:owner_asc,created_at_asc"]
 }
 
-# GET /api/images/jobs?status=...: where owner == X and status == Y order by created_at desc
-resource "google_firestore_index" "jobs_by_owner_status_created" {
-  project     = var.project_id
-  database    = local.firestore_database
-  collection  = local.jobs_collection
-  query_scope = "COLLECTION"
-
-  fields {
-    field_path = "owner"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "status"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "created_at"
-    order      = "DESCENDING"
-  }
+moved {
+  from = google_firestore_index.jobs_by_owner_created
+  to   = google_firestore_index.composite["image_jobs:owner_asc,created_at_desc"]
 }
 
-# GET /api/usage: per day, count and sum(usage_*) where owner == X and completed_day == D.
-# sum() is computed by scanning an index, so the summed fields are in it.
-resource "google_firestore_index" "jobs_usage_by_owner_day" {
-  project     = var.project_id
-  database    = local.firestore_database
-  collection  = local.jobs_collection
-  query_scope = "COLLECTION"
-
-  fields {
-    field_path = "owner"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "completed_day"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "usage_cost_usd"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "usage_images"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "usage_input_tokens"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "usage_output_tokens"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "usage_thinking_tokens"
-    order      = "ASCENDING"
-  }
+moved {
+  from = google_firestore_index.jobs_by_owner_status_created
+  to   = google_firestore_index.composite["image_jobs:owner_asc,status_asc,created_at_desc"]
 }
 
-# Per-key monthly budget: sum(usage_cost_usd) where api_key == K and completed_day >= first of month.
-resource "google_firestore_index" "jobs_usage_by_key_day" {
-  project     = var.project_id
-  database    = local.firestore_database
-  collection  = local.jobs_collection
-  query_scope = "COLLECTION"
+moved {
+  from = google_firestore_index.jobs_usage_by_owner_day
+  to   = google_firestore_index.composite["image_jobs:owner_asc,completed_day_asc,usage_cost_usd_asc,usage_images_asc,usage_input_tokens_asc,usage_output_tokens_asc,usage_thinking_tokens_asc"]
+}
 
-  fields {
-    field_path = "api_key"
-    order      = "ASCENDING"
-  }
+moved {
+  from = google_firestore_index.jobs_usage_by_key_day
+  to   = google_firestore_index.composite["image_jobs:api_key_asc,completed_day_asc,usage_cost_usd_asc"]
+}
 
-  fields {
-    field_path = "completed_day"
-    order      = "ASCENDING"
-  }
+moved {
+  from = google_firestore_index.jobs_unqueued
+  to   = google_firestore_index.composite["image_jobs:status_asc,queued_at_asc,created_at_asc"]
+}
 
-  fields {
-    field_path = "usage_cost_usd"
-    order      = "ASCENDING"
-  }
+moved {
+  from = google_firestore_index.jobs_quiet
+  to   = google_firestore_index.composite["image_jobs:status_asc,updated_at_asc"]
 }
 
 # Security rules for client SDKs (Firebase frontends reading their own jobs in
@@ -216,45 +148,3 @@ resource "google_firebaserules_release" "firestore" {
   ruleset_name = "projects/${var.project_id}/rulesets/${google_firebaserules_ruleset.firestore.name}"
 }
 
-# Sweeper: PENDING jobs whose task was never created,
-# where status == PENDING and queued_at == null and created_at < T
-resource "google_firestore_index" "jobs_unqueued" {
-  project     = var.project_id
-  database    = local.firestore_database
-  collection  = local.jobs_collection
-  query_scope = "COLLECTION"
-
-  fields {
-    field_path = "status"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "queued_at"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "created_at"
-    order      = "ASCENDING"
-  }
-}
-
-# Sweeper: unfinished jobs nothing wrote to for a long time,
-# where status in [PENDING, INITIALIZING, GENERATING, SAVING] and updated_at < T
-resource "google_firestore_index" "jobs_quiet" {
-  project     = var.project_id
-  database    = local.firestore_database
-  collection  = local.jobs_collection
-  query_scope = "COLLECTION"
-
-  fields {
-    field_path = "status"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "updated_at"
-    order      = "ASCENDING"
-  }
-}

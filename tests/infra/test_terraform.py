@@ -552,57 +552,92 @@ def test_variables_and_outputs() -> None:
     assert hcl.val(tf["variable"]["image_retention_days"]["default"]) == 30
 
 
-def _index_fields(body: dict) -> list[tuple[str, str]]:
-    return [
-        (hcl.attr(f, "field_path"), hcl.attr(f, "order")) for f in hcl.blocks(body, "fields")
+# Which queries of the code need which composite index (all on image_jobs).
+# firestore.indexes.json must hold exactly these; Terraform builds them from it.
+CODE_INDEXES = sorted(
+    [
+        # Rate limit: count(owner == X and created_at > now - 1 min) and the
+        # oldest of those (order by created_at asc) for Retry-After.
+        (("owner", "ASCENDING"), ("created_at", "ASCENDING")),
+        # GET /api/images/jobs: owner == X order by created_at desc.
+        (("owner", "ASCENDING"), ("created_at", "DESCENDING")),
+        # ... ?status=: owner == X and status == Y order by created_at desc.
+        (("owner", "ASCENDING"), ("status", "ASCENDING"), ("created_at", "DESCENDING")),
+        # Sweeper, PENDING jobs whose task was never created: status ==
+        # PENDING and queued_at == null and created_at < T.
+        (("status", "ASCENDING"), ("queued_at", "ASCENDING"), ("created_at", "ASCENDING")),
+        # Sweeper, unfinished jobs nothing wrote to for long: status in [...]
+        # and updated_at < T.
+        (("status", "ASCENDING"), ("updated_at", "ASCENDING")),
+        # GET /api/usage: per day, count and sum(usage_*) where owner == X and
+        # completed_day == D; sum() scans an index, so the summed fields are in it.
+        tuple(
+            (field, "ASCENDING")
+            for field in (
+                "owner", "completed_day", "usage_cost_usd", "usage_images",
+                "usage_input_tokens", "usage_output_tokens", "usage_thinking_tokens",
+            )
+        ),
+        # Per-key monthly budget: sum(usage_cost_usd) where api_key == K and
+        # completed_day >= first of the month.
+        (("api_key", "ASCENDING"), ("completed_day", "ASCENDING"), ("usage_cost_usd", "ASCENDING")),
     ]
+)
 
 
-def test_firestore_indexes_json_matches_terraform() -> None:
-    resources = hcl.tf()["resource"]
-    tf_indexes = sorted(
-        (hcl.resolve(hcl.attr(body, "collection")), tuple(_index_fields(body)))
-        for body in resources["google_firestore_index"].values()
-    )
-    assert tf_indexes == sorted(
-        [
-            ("image_jobs", (("owner", "ASCENDING"), ("created_at", "DESCENDING"))),
-            ("image_jobs", (("owner", "ASCENDING"), ("created_at", "ASCENDING"))),
-            (
-                "image_jobs",
-                (
-                    ("owner", "ASCENDING"),
-                    ("status", "ASCENDING"),
-                    ("created_at", "DESCENDING"),
-                ),
-            ),
-            (  # the sweeper's unqueued jobs
-                "image_jobs",
-                (("status", "ASCENDING"), ("queued_at", "ASCENDING"), ("created_at", "ASCENDING")),
-            ),
-            ("image_jobs", (("status", "ASCENDING"), ("updated_at", "ASCENDING"))),  # its quiet jobs
-            (  # GET /api/usage: one aggregation per day, the summed fields in the index
-                "image_jobs",
-                tuple(
-                    (field, "ASCENDING")
-                    for field in (
-                        "owner", "completed_day", "usage_cost_usd", "usage_images",
-                        "usage_input_tokens", "usage_output_tokens", "usage_thinking_tokens",
-                    )
-                ),
-            ),
-            (  # the per-key monthly budget
-                "image_jobs",
-                (("api_key", "ASCENDING"), ("completed_day", "ASCENDING"), ("usage_cost_usd", "ASCENDING")),
-            ),
-        ]
-    )
+def test_the_codes_queries_have_their_indexes_in_the_json() -> None:
     doc = json.loads(INDEXES_JSON.read_text(encoding="utf-8"))
     json_indexes = sorted(
-        (i["collectionGroup"], tuple((f["fieldPath"], f["order"]) for f in i["fields"]))
+        (i["collectionGroup"], i["queryScope"], tuple((f["fieldPath"], f["order"]) for f in i["fields"]))
         for i in doc["indexes"]
     )
-    assert json_indexes == tf_indexes
+    assert json_indexes == sorted(("image_jobs", "COLLECTION", fields) for fields in CODE_INDEXES)
+    assert hcl.tf()["locals"]["jobs_collection"] == "image_jobs"
+
+
+def test_terraform_builds_every_index_of_the_json() -> None:
+    """firestore.tf makes one google_firestore_index per JSON entry (for_each
+    over local.firestore_indexes, evaluated here by terraform console), and the
+    moved blocks carry the former one-resource-per-index addresses over."""
+    resources = hcl.tf()["resource"]
+    assert list(resources["google_firestore_index"]) == ["composite"]
+    index = resources["google_firestore_index"]["composite"]
+    assert hcl.attr(index, "for_each") == "${local.firestore_indexes}"
+    assert hcl.attr(index, "collection") == "${each.value.collectionGroup}"
+    assert hcl.attr(index, "query_scope") == "${each.value.queryScope}"
+    assert hcl.attr(index, "database") == "${local.firestore_database}"
+    (dynamic,) = hcl.blocks(index, "dynamic")
+    fields = dynamic[next(k for k in dynamic if hcl.unquote(k) == "fields")]
+    assert hcl.attr(fields, "for_each") == "${each.value.fields}"
+    content = hcl.blocks(fields, "content")[0]
+    assert {k: hcl.attr(content, k) for k in ("field_path", "order", "array_config")} == {
+        "field_path": "${fields.value.fieldPath}",
+        "order": "${try(fields.value.order, null)}",
+        "array_config": "${try(fields.value.arrayConfig, null)}",
+    }
+    built = _console(
+        {"indexes": "{ for k, i in local.firestore_indexes : k => "
+         "[i.collectionGroup, i.queryScope, [for f in i.fields : [f.fieldPath, try(f.order, null)]]] }"},
+        files=("firestore_indexes.tf", "firestore.indexes.json"),
+    )["indexes"]
+    assert sorted((c, s, tuple(map(tuple, f))) for c, s, f in built.values()) == sorted(
+        ("image_jobs", "COLLECTION", fields) for fields in CODE_INDEXES
+    )
+    assert "image_jobs:owner_asc,status_asc,created_at_desc" in built  # keys name the fields
+    with (INFRA / "firestore.tf").open(encoding="utf-8") as fh:
+        moved = [
+            (hcl.val(m["from"]), hcl.val(m["to"])) for m in hcl.hcl2_module().load(fh).get("moved", [])
+        ]
+    assert len(moved) == 7  # the seven indexes that existed as one resource each
+    for old, new in moved:
+        assert re.fullmatch(r"\$\{google_firestore_index\.jobs_\w+\}", old), old
+        key = re.fullmatch(r'\$\{google_firestore_index\.composite\["(.+)"\]\}', new)
+        assert key and key.group(1) in built, new
+
+
+def test_firestore_ttl_matches_the_json() -> None:
+    resources = hcl.tf()["resource"]
+    doc = json.loads(INDEXES_JSON.read_text(encoding="utf-8"))
     tf_ttl = sorted(
         (hcl.resolve(hcl.attr(body, "collection")), hcl.resolve(hcl.attr(body, "field")))
         for body in resources["google_firestore_field"].values()
@@ -627,9 +662,11 @@ def test_firestore_indexes_json_matches_terraform() -> None:
 # ---------------------------------------------------------------------------
 
 
-def _console(expressions: dict[str, str]) -> dict[str, object]:
-    """Evaluate expressions of infra/source_files.tf with `terraform console`
-    on the real functions/ tree (that file needs no provider, so no init)."""
+def _console(
+    expressions: dict[str, str], files: tuple[str, ...] = ("source_files.tf",)
+) -> dict[str, object]:
+    """Evaluate expressions of provider-free files of infra/ (source_files.tf,
+    firestore_indexes.tf) with `terraform console` on the real tree (no init)."""
     terraform = shutil.which("terraform")
     if terraform is None:
         pytest.skip("terraform CLI is not installed")
@@ -638,7 +675,8 @@ def _console(expressions: dict[str, str]) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         module = Path(tmp) / "infra"
         module.mkdir()
-        shutil.copy(INFRA / "source_files.tf", module)
+        for name in files:
+            shutil.copy(INFRA / name, module)
         (Path(tmp) / "functions").symlink_to(REPO / "functions")
         proc = subprocess.run(
             [terraform, "console"],
