@@ -59,8 +59,9 @@ def test_a_bad_reference_image_fails_the_job_naming_it(api: Any, standin: Any, i
     missing = f"{image_server.base_url}/absent.png"
     job_id = create_job(api, input_image_urls=[image_server.photo_url, missing])
     assert api.wait_for_job(job_id)["status"] == "FAILED"
-    errors = api.get(f"/api/images/result/{job_id}").json()["errors"]
-    assert errors == [f"Image source inaccessible (HTTP 404) (image de référence 2 : {missing})"]
+    result = api.get(f"/api/images/result/{job_id}").json()
+    assert result["errors"] == [f"Image source inaccessible (HTTP 404) (image de référence 2 : {missing})"]
+    assert result["error_code"] == "input_image_unreachable"
     assert standin.calls() == []  # checked before any model call
 
 
@@ -72,7 +73,9 @@ def test_a_gs_object_that_is_not_an_image_is_invalid(api: Any, standin: Any) -> 
     ).raise_for_status()
     job_id = create_job(api, input_image_urls=[f"gs://{BUCKET}/{name}"])
     assert api.wait_for_job(job_id)["status"] == "FAILED"
-    (error,) = api.get(f"/api/images/result/{job_id}").json()["errors"]
+    result = api.get(f"/api/images/result/{job_id}").json()
+    assert result["error_code"] == "input_image_invalid"
+    (error,) = result["errors"]
     assert error.startswith("Image source invalide : ") and error.endswith(f"(image de référence 1 : gs://{BUCKET}/{name})")
     assert standin.calls() == []
 
