@@ -93,7 +93,8 @@ def test_curl_example_2_multimodal_with_loopback_image(api: Any, image_server: A
         assert (decoded.format, decoded.size) == ("JPEG", (1792, 1024))
     calls = standin.calls()
     assert len(calls) == 2 and all(c["has_input_image"] for c in calls)
-    assert {(c["aspect_ratio"], c["image_size"]) for c in calls} == {("16:9", "2K")}
+    # ultra asks for 4K where the model offers it (the default gemini-3.1-flash-image does)
+    assert {(c["aspect_ratio"], c["image_size"]) for c in calls} == {("16:9", "4K")}
     assert "/photo.jpg" in image_server.requests
 
 

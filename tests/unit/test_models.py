@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import pytest
 from imagegen.models import (
@@ -143,3 +144,50 @@ def test_webhook_fields() -> None:
 @pytest.mark.parametrize("url", BAD_URLS)
 def test_urls_that_cannot_be_requested_are_refused(field: str, url: str) -> None:
     assert messages({"prompt": "x", field: url}) == {field: f"{field} doit être une URL http(s) valide"}
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Settings read from this test's environment (cleared before and after)."""
+    from imagegen.config import load_settings
+
+    load_settings.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    load_settings.cache_clear()
+
+
+def test_reference_images_are_limited_by_the_chosen_model(settings_env: pytest.MonkeyPatch) -> None:
+    settings_env.setenv("GEMINI_MODELS", "flash=gemini-3.1-flash-image,old=gemini-2.5-flash-image")
+    urls = [f"https://example.com/{n}.png" for n in range(3)]
+    body = {"prompt": "p", "input_image_urls": urls, "model": "old"}
+    assert GenerateRequest.model_validate(body).input_image_urls == urls  # 3: the model's limit
+    assert messages(body | {"input_image_url": "https://example.com/first.png"}) == {
+        "input_image_urls": "Au plus 3 images de référence pour gemini-2.5-flash-image (input_image_url compris), 4 reçues"
+    }
+    assert GenerateRequest.model_validate(body | {"model": "flash"}).model == "gemini-3.1-flash-image"
+
+
+def test_gs_reference_images_come_from_allowed_buckets(settings_env: pytest.MonkeyPatch) -> None:
+    settings_env.setenv("IMAGES_BUCKET", "images-b")
+    settings_env.setenv("INPUT_IMAGE_BUCKETS", "brand-assets, shared-refs")
+    ok = ["gs://images-b/a.png", "gs://brand-assets/logos/x.webp", "gs://shared-refs/é.jpg"]
+    assert GenerateRequest.model_validate({"prompt": "p", "input_image_urls": ok}).input_image_urls == ok
+    assert messages({"prompt": "p", "input_image_urls": ["gs://other/a.png"]}) == {
+        "input_image_urls": "input_image_urls[0] : bucket other non autorisé (images-b, brand-assets, shared-refs)"
+    }
+    for bad in ("gs://images-b/", "gs://Images-B/a.png", "gs:/images-b/a.png", 7):
+        assert messages({"prompt": "p", "input_image_urls": [bad]}) == {
+            "input_image_urls": "input_image_urls[0] doit être une URL http(s) ou gs:// valide"
+        }
+
+
+def test_vertex_reads_gs_reference_images_by_uri() -> None:
+    from google.genai import types
+    from imagegen.generation.gemini import SourceImage, _part
+
+    stored = SourceImage(b"jpeg", "image/jpeg", uri="gs://b/a.png", uri_mime_type="image/png")
+    assert _part(types, stored, vertex=True).file_data.file_uri == "gs://b/a.png"
+    assert _part(types, stored, vertex=True).file_data.mime_type == "image/png"
+    assert _part(types, stored, vertex=False).inline_data.data == b"jpeg"  # the Developer API takes bytes
+    assert _part(types, SourceImage(b"x", "image/jpeg"), vertex=True).inline_data.data == b"x"
