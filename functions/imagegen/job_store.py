@@ -4,6 +4,7 @@ Document ``{JOBS_COLLECTION}/{job_id}``::
 
     job_id, owner, api_key (hash of the creating key, or None), status, message, progress, errors[]
     error_code, safety, missing_images        typed failure (FAILED/CANCELLED), allow_partial
+    deadline_at, billed                       timeout_seconds after creation; False: no model call
     request    {prompt, input_image_url, num_images, size, format, style, quality}
     webhook    {url, events} | None          per-job override of WEBHOOK_URL
     images     {"1": {...}, "2": {...}}      one entry per stored image
@@ -65,13 +66,14 @@ STATUS_MESSAGES = {
 class LeaseLost(Exception):
     """The job was finished, cancelled or taken over, or the lease ran out.
 
-    ``cancelled`` says whether the job was cancelled: only then may the worker
-    delete what it wrote (a job taken over may have recorded the same names).
+    ``keeps_no_images`` says whether the job was cancelled or failed (its
+    deadline, a blocked image): only then may the worker delete what it wrote
+    (a job taken over may have recorded the same names).
     """
 
     def __init__(self, job_id: str, status: str = "") -> None:
         super().__init__(job_id)
-        self.cancelled = status == JobStatus.CANCELLED.value
+        self.keeps_no_images = status in (JobStatus.CANCELLED.value, JobStatus.FAILED.value)
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ def new_job(
         "created_at": now,
         "updated_at": now,
         "expires_at": now + _JOB_TTL,
+        "deadline_at": now + timedelta(seconds=timeout) if (timeout := request.get("timeout_seconds")) else None,
     }
 
 
@@ -263,6 +266,17 @@ def set_status(
     return update_owned(job_id, worker_id, changes, release=status.is_terminal)
 
 
+def deadline_message(seconds: int) -> str:
+    """The French error of a job that ran out of ``timeout_seconds`` (worker and sweeper)."""
+    return f"Délai dépassé : la tâche n'était pas terminée après {seconds} s (timeout_seconds)"
+
+
+def _unbilled(job: dict[str, Any]) -> dict[str, Any]:
+    """``billed: False`` for a job no delivery ever claimed: no model call was made."""
+    never_ran = job["status"] == JobStatus.PENDING.value and not job.get("images")
+    return {"billed": False} if never_ran else {}
+
+
 def fail_job(job_id: str, message: str, error_code: str = "internal") -> bool:
     """Fail an unfinished job whoever holds it (the queue's last attempt, the sweeper).
 
@@ -281,7 +295,8 @@ def fail_job(job_id: str, message: str, error_code: str = "internal") -> bool:
         transaction.update(
             ref,
             _status_fields(JobStatus.FAILED, progress=100)
-            | {"errors": [message], "error_code": error_code, "updated_at": utcnow(), "lease": None},
+            | {"errors": [message], "error_code": error_code, "updated_at": utcnow(), "lease": None}
+            | _unbilled(snapshot.to_dict()),
         )
         return True
 
@@ -451,6 +466,18 @@ def unqueued_jobs(created_before: datetime, limit: int) -> list[dict[str, Any]]:
     return [snapshot.to_dict() for snapshot in query.limit(limit).stream()]
 
 
+def overdue_jobs(now: datetime, limit: int) -> list[dict[str, Any]]:
+    """Unfinished jobs whose ``deadline_at`` has passed (index ``status, deadline_at``)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = (
+        _collection()
+        .where(filter=FieldFilter("status", "in", _ACTIVE))
+        .where(filter=FieldFilter("deadline_at", "<", now))
+    )
+    return [snapshot.to_dict() for snapshot in query.limit(limit).stream()]
+
+
 def quiet_jobs(updated_before: datetime, limit: int) -> list[dict[str, Any]]:
     """Unfinished jobs nothing wrote to since ``updated_before`` (index ``status, updated_at``)."""
     from google.cloud.firestore_v1.base_query import FieldFilter
@@ -508,7 +535,7 @@ def recover_quiet(
             changes = _status_fields(JobStatus.FAILED, progress=100) | {
                 "errors": [recovery.message],
                 "error_code": "internal",
-            }
+            } | _unbilled(job)
         else:
             changes = {"sweeps": recovery.sweeps}
         transaction.update(ref, changes | {"lease": None, "updated_at": now})

@@ -25,6 +25,7 @@ MAX_PROMPT_CHARS = 4000
 MAX_URL_CHARS = 2048
 MAX_REFERENCE_IMAGES = 14  # the largest limit in generation/model_catalog.py
 MAX_SEED = 2**31 - 1
+MAX_TIMEOUT_SECONDS = 900
 SIZES = ("512x512", "1024x1024", "1792x1024")
 FORMATS = ("PNG", "JPEG", "WEBP")
 STYLES = ("photorealistic", "artistic", "illustration", "3d-render")
@@ -150,6 +151,16 @@ class GenerateRequest(BaseModel):
         ),
         examples=[42],
     )
+    timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TIMEOUT_SECONDS,
+        description=(
+            "Délai depuis la création : une tâche non terminée après ce délai échoue "
+            "(error_code deadline_exceeded; billed false si aucun appel au modèle n'a commencé)"
+        ),
+        examples=[120],
+    )
     allow_partial: bool = Field(
         default=False,
         description=(
@@ -219,6 +230,15 @@ class GenerateRequest(BaseModel):
     @classmethod
     def _choices(cls, value: Any, info: Any) -> Any:
         return _check_choice(info.field_name, value, _CHOICES[info.field_name])
+
+    @field_validator("timeout_seconds", mode="before")
+    @classmethod
+    def _timeout_seconds(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TIMEOUT_SECONDS:
+            raise _invalid(f"timeout_seconds doit être un entier entre 1 et {MAX_TIMEOUT_SECONDS}")
+        return value
 
     @field_validator("allow_partial", mode="before")
     @classmethod
@@ -470,6 +490,10 @@ class ResultResponse(_Response):
     )
     safety: SafetyInfo | None = Field(
         default=None, description="Présent quand les filtres de sécurité de Gemini ont bloqué"
+    )
+    billed: bool | None = Field(
+        default=None,
+        description="FAILED/CANCELLED : false si aucun appel au modèle n'a commencé (rien n'est facturé)",
     )
     missing_images: list[MissingImage] | None = Field(
         default=None, description="allow_partial : les images manquantes d'une tâche COMPLETED"

@@ -76,5 +76,10 @@ def result_body(job: dict[str, Any]) -> ResultResponse:
             "missing_images": job.get("missing_images"),
         }
     elif status.is_terminal:
-        extra = {"errors": job["errors"], "error_code": job.get("error_code"), "safety": job.get("safety")}
+        extra = {
+            "errors": job["errors"],
+            "error_code": job.get("error_code"),
+            "safety": job.get("safety"),
+            "billed": job.get("billed"),
+        }
     return ResultResponse(job_id=job["job_id"], status=status, message=job["message"], **extra)

@@ -569,6 +569,9 @@ CODE_INDEXES = sorted(
         # Sweeper, unfinished jobs nothing wrote to for long: status in [...]
         # and updated_at < T.
         (("status", "ASCENDING"), ("updated_at", "ASCENDING")),
+        # Sweeper, unfinished jobs past their timeout_seconds: status in [...]
+        # and deadline_at < now.
+        (("status", "ASCENDING"), ("deadline_at", "ASCENDING")),
         # GET /api/usage: per day, count and sum(usage_*) where owner == X and
         # completed_day == D; sum() scans an index, so the summed fields are in it.
         tuple(

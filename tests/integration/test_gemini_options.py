@@ -4,13 +4,16 @@ model choice, seeds, typed failures, allow_partial, fallbacks and deadlines."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
-from tests.integration.helpers import create_job, stored_objects
+from emulator.stack import Stack
+from tests.integration.helpers import create_job, deliver_task, queued_job, stored_objects
+from tests.integration.test_sweeper import sweep
 from tests.loopback import LoopbackServer, QuietHandler, Receiver
 
 
@@ -229,3 +232,57 @@ def test_every_model_of_the_chain_shut_down_is_model_unavailable(api: Any, stand
     result, payload = _failed_with_webhook(api, receiver, "Un chat sans modèle")
     assert result["errors"] == ["Modèle Gemini non disponible"]
     assert (result["error_code"], payload["error_code"]) == ("model_unavailable", "model_unavailable")
+
+
+# --------------------------------------------------------------------------- deadlines
+
+
+def test_a_deadline_that_expires_mid_job_fails_it_billed(api: Any, standin: Any, receiver: Receiver) -> None:
+    standin.configure(latency_ms=6000)  # longer than the job may take
+    url = receiver.url()
+    started = time.monotonic()
+    job_id = create_job(api, prompt="Un phare trop lent", num_images=2, timeout_seconds=2, webhook_url=url)
+    assert api.wait_for_job(job_id, timeout=30)["status"] == "FAILED"
+    assert time.monotonic() - started < 5.5  # ended at the deadline, not after the calls
+    result = api.get(f"/api/images/result/{job_id}").json()
+    assert result["error_code"] == "deadline_exceeded"
+    assert result["errors"] == ["Délai dépassé : la tâche n'était pas terminée après 2 s (timeout_seconds)"]
+    assert result["billed"] is True  # the model calls had started
+    [hook] = receiver.wait(url, 1)
+    assert hook.json()["error_code"] == "deadline_exceeded"
+    # The calls still running end (one attempt each: no retry past the deadline), storing nothing.
+    deadline = time.monotonic() + 15
+    while len([c for c in standin.calls() if c["prompt"].startswith("Un phare trop lent")]) < 2:
+        assert time.monotonic() < deadline, standin.calls()
+        time.sleep(0.2)
+    time.sleep(1)
+    assert len([c for c in standin.calls() if c["prompt"].startswith("Un phare trop lent")]) == 2
+    assert stored_objects(job_id) == []
+
+
+def test_a_job_past_its_deadline_before_it_ran_is_failed_unbilled(
+    api: Any, standin: Any, stack: Stack, jobs: Any
+) -> None:
+    job = queued_job(jobs, prompt="Une tour en file", timeout_seconds=1)
+    time.sleep(1.2)
+    # The worker delivery that comes too late fails it without a model call.
+    assert deliver_task(stack, job["job_id"]).json()["outcome"] == "failed"
+    late = api.get(f"/api/images/result/{job['job_id']}").json()
+    assert (late["error_code"], late["billed"]) == ("deadline_exceeded", False)
+    # One that never gets a delivery at all: the sweeper ends it.
+    stuck = queued_job(jobs, prompt="Une tour oubliée", timeout_seconds=1)
+    time.sleep(1.2)
+    report = sweep(stack)
+    assert stuck["job_id"] in report["failed"]
+    swept = api.get(f"/api/images/result/{stuck['job_id']}").json()
+    assert (swept["status"], swept["error_code"], swept["billed"]) == ("FAILED", "deadline_exceeded", False)
+    assert not [call for call in standin.calls() if (call["prompt"] or "").startswith("Une tour")]
+
+
+def test_timeout_seconds_out_of_range_is_a_french_400(api: Any) -> None:
+    for bad in (0, 901, "60", 2.5):
+        response = api.post("/api/images/generate", json={"prompt": "p", "timeout_seconds": bad})
+        assert response.status_code == 400, bad
+        assert response.json()["details"] == [
+            {"field": "timeout_seconds", "message": "timeout_seconds doit être un entier entre 1 et 900"}
+        ]

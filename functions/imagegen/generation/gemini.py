@@ -131,16 +131,19 @@ def generate_image(
     model: str,
     fallbacks: tuple[str, ...] = (),
     seed: int | None = None,
+    timeout_seconds: float | None = None,
 ) -> GeneratedImage:
     """One image from ``model`` (with ``seed``, reproducible), or ``GeminiError``.
 
     A model that answers "not found" or "shut down" is replaced by the next of
     ``fallbacks``; the image records which models were passed over.
+    ``timeout_seconds`` (what is left of the job's deadline) bounds each HTTP
+    attempt below ``GEMINI_TIMEOUT_SECONDS``.
     """
     gone: list[str] = []
     for candidate in (model, *fallbacks):
         try:
-            image = _generate(prompt, aspect_ratio, image_size, sources, candidate, seed)
+            image = _generate(prompt, aspect_ratio, image_size, sources, candidate, seed, timeout_seconds)
         except GeminiError as exc:
             if exc.code != "model_unavailable":
                 raise
@@ -159,6 +162,7 @@ def _generate(
     sources: Sequence[SourceImage],
     model: str,
     seed: int | None,
+    timeout_seconds: float | None,
 ) -> GeneratedImage:
     import httpx2
     from google.genai import errors, types
@@ -168,6 +172,7 @@ def _generate(
     config = types.GenerateContentConfig(
         response_modalities=["IMAGE"],
         seed=seed,
+        http_options=_bounded(types, timeout_seconds),
         image_config=types.ImageConfig(aspect_ratio=aspect_ratio, image_size=image_size),
     )
     try:
@@ -177,6 +182,17 @@ def _generate(
     except httpx2.TransportError as exc:  # after the SDK's retries
         raise GeminiError("Service Gemini injoignable, réessayez plus tard", "upstream_unavailable") from exc
     return _image_from(response, model)
+
+
+def _bounded(types: Any, timeout_seconds: float | None) -> Any:
+    """Per-call HTTP options when the job's deadline is nearer than the configured timeout:
+    one attempt bounded by what is left (a retry would not fit in it)."""
+    configured = load_settings().gemini_timeout_seconds
+    if timeout_seconds is None or timeout_seconds >= configured:
+        return None
+    return types.HttpOptions(
+        timeout=max(1, int(timeout_seconds * 1000)), retry_options=types.HttpRetryOptions(attempts=1)
+    )
 
 
 def _part(types: Any, source: SourceImage, vertex: bool) -> Any:

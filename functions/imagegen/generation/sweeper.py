@@ -18,6 +18,11 @@ against the emulators when their variables are set). Each run:
    never queued at all: then it fails. Decided in a transaction, so two
    sweeper runs at once act once.
 
+3. **Overdue jobs**: unfinished past their ``deadline_at`` (``timeout_seconds``
+   after creation; checked first): FAILED with ``deadline_exceeded``, and
+   ``billed: false`` when no delivery ever claimed them. A running worker
+   enforces its own deadline; this catches jobs stuck in the queue.
+
 A run handles at most ``BATCH`` jobs of each kind; the next run continues.
 """
 
@@ -27,6 +32,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import flask
 
@@ -46,6 +52,8 @@ def sweep() -> dict[str, list[str]]:
     settings = load_settings()
     now = job_store.utcnow()
     report: dict[str, list[str]] = {"queued": [], "requeued": [], "failed": [], "errors": []}
+    for job in job_store.overdue_jobs(now, BATCH):
+        _act(job["job_id"], report, lambda job_id, job=job: _expire(job_id, job, report))
     queue_before = now - timedelta(seconds=settings.sweeper_queue_after_seconds)
     for job in job_store.unqueued_jobs(queue_before, BATCH):
         _act(job["job_id"], report, lambda job_id: _queue(job_id, report))
@@ -63,6 +71,14 @@ def _act(job_id: str, report: dict[str, list[str]], action: Callable[[str], None
         except Exception:
             logger.exception("sweeper could not handle the job")
             report["errors"].append(job_id)
+
+
+def _expire(job_id: str, job: dict[str, Any], report: dict[str, list[str]]) -> None:
+    """Fail a job past its ``timeout_seconds`` (one the worker never got to, or lost)."""
+    message = job_store.deadline_message(job["request"].get("timeout_seconds") or 0)
+    if job_store.fail_job(job_id, message, "deadline_exceeded"):
+        logger.warning("sweeper failed a job past its deadline")
+        report["failed"].append(job_id)
 
 
 def _queue(job_id: str, report: dict[str, list[str]]) -> None:

@@ -27,7 +27,8 @@ import secrets
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
+from datetime import datetime
 from typing import Any
 
 import flask
@@ -58,6 +59,10 @@ class _JobFailed(Exception):
     @classmethod
     def of(cls, error: gemini.GeminiError) -> _JobFailed:
         return cls(error.message, error.code, error.safety)
+
+
+class _DeadlineExceeded(Exception):
+    """``timeout_seconds`` ran out while the model calls were running."""
 
 
 # Failures of one image (not of the job's setup): with allow_partial the job goes on without it.
@@ -116,25 +121,28 @@ def run(job_id: str, worker_id: str, attempt: int) -> tuple[str, int]:
         return claim.outcome, 409 if claim.outcome == "busy" else 200
     logger.info("job claimed", **fields(attempt=attempt, worker_id=worker_id))
     images: dict[str, Any] = dict(claim.job.get("images") or {})  # kept up to date by _process
+    billed = threading.Event()  # set once a model call starts (images already stored count)
+    if images:
+        billed.set()
     try:
-        _process(claim.job, worker_id, timings, images)
+        _process(claim.job, worker_id, timings, images, billed)
     except LeaseLost:
         logger.info("job cancelled, taken over or out of lease; stopping")
         return "stopped", 200
     except _JobFailed as exc:
-        _finish_failed(job_id, worker_id, exc, images)
+        _finish_failed(job_id, worker_id, exc, images, billed)
         return "failed", 200
     except _RetryLater as exc:
         logger.warning("retrying later: %s", exc, **fields(attempt=attempt))
         if last:
-            _finish_failed(job_id, worker_id, _JobFailed(str(exc), "quota_exhausted"), images)
+            _finish_failed(job_id, worker_id, _JobFailed(str(exc), "quota_exhausted"), images, billed)
             return "failed", 200
         _release(job_id, worker_id)
         return "retry", 429
     except Exception:
         logger.exception("job attempt crashed", **fields(attempt=attempt))
         if last:
-            _finish_failed(job_id, worker_id, _JobFailed(job_store.GAVE_UP, "internal"), images)
+            _finish_failed(job_id, worker_id, _JobFailed(job_store.GAVE_UP, "internal"), images, billed)
             return "failed", 200
         _release(job_id, worker_id)
         return "retry", 500
@@ -149,9 +157,13 @@ def _release(job_id: str, worker_id: str) -> None:
 
 
 def _finish_failed(
-    job_id: str, worker_id: str, failure: _JobFailed, images: dict[str, Any]
+    job_id: str, worker_id: str, failure: _JobFailed, images: dict[str, Any], billed: threading.Event
 ) -> None:
-    """End the job FAILED with its typed error; a failed job keeps none of its ``images``."""
+    """End the job FAILED with its typed error; a failed job keeps none of its ``images``.
+
+    ``billed`` is false when no model call started (an input image refused, a deadline
+    passed in the queue): nothing was spent on Gemini.
+    """
     logger.warning("job failed: %s", failure, **fields(error_code=failure.code))
     try:
         job_store.set_status(
@@ -163,6 +175,7 @@ def _finish_failed(
             error_code=failure.code,
             safety=failure.safety,
             images={},
+            billed=billed.is_set(),
         )
     except LeaseLost:
         logger.info("job already ended elsewhere")
@@ -174,7 +187,11 @@ def _finish_failed(
 
 
 def _process(
-    job: dict[str, Any], worker_id: str, timings: JobTimings, images: dict[str, Any]
+    job: dict[str, Any],
+    worker_id: str,
+    timings: JobTimings,
+    images: dict[str, Any],
+    billed: threading.Event,
 ) -> None:
     """Run the job; ``images`` (index → record) holds what is stored, as it grows."""
     timings.queued_since(job["created_at"])
@@ -185,11 +202,14 @@ def _process(
     target = imaging.plan(request["size"], request["quality"], model_catalog.spec(model))
     prompt = gemini.compose_prompt(request["prompt"], request["style"])
     started = time.monotonic()
+    deadline = _Deadline(job.get("deadline_at"), request.get("timeout_seconds"))
+    deadline.check()
     try:
         sources = reference_images.fetch_all(request)
     except source_image.SourceImageError as exc:
         raise _JobFailed(str(exc), exc.error_code) from exc
     timings.lap("input_fetch")
+    deadline.check()
 
     total = request["num_images"]
     fallbacks = tuple(model_catalog.fallbacks(model, load_settings()))
@@ -204,6 +224,7 @@ def _process(
     def make(index: int) -> None:
         timer = timings.image()
         seed = _image_seed(request.get("seed"), index)
+        billed.set()
         with timer.phase("model"):
             try:
                 generated = gemini.generate_image(
@@ -214,6 +235,7 @@ def _process(
                     model=model,
                     fallbacks=fallbacks,
                     seed=seed,
+                    timeout_seconds=deadline.remaining(),
                 )
             except gemini.GeminiError as exc:
                 if not (allow_partial and exc.code in _IMAGE_OUTCOMES):
@@ -262,7 +284,7 @@ def _process(
                     },
                 )
             except LeaseLost as lost:
-                if lost.cancelled:  # leave no image behind, but only the ones written here
+                if lost.keeps_no_images:  # leave no image behind, but only the ones written here
                     storage.delete(name, generation=generation)
                     storage.delete(thumbnail, generation=thumbnail_generation)
                 raise
@@ -272,7 +294,9 @@ def _process(
 
     missing = [i for i in range(1, total + 1) if str(i) not in images]
     try:
-        _run_parallel(make, missing)
+        _run_parallel(make, missing, deadline.remaining())
+    except _DeadlineExceeded as exc:
+        raise deadline.failure() from exc
     except gemini.GeminiError as exc:
         if exc.code == "quota_exhausted":
             raise _RetryLater(exc.message) from exc
@@ -314,16 +338,44 @@ def _process(
     logger.info("job completed", **fields(images=len(ordered), seconds=metadata["generation_time_seconds"]))
 
 
-def _run_parallel(make: Any, indexes: list[int]) -> None:
-    """Run ``make`` for every index at once; re-raise the first failure."""
+def _run_parallel(make: Any, indexes: list[int], timeout: float | None = None) -> None:
+    """Run ``make`` for every index at once; re-raise the first failure.
+
+    With ``timeout``, raise ``_DeadlineExceeded`` when it passes first: calls still
+    running are left to end on their own (their write finds the job FAILED and
+    deletes what they stored).
+    """
     if not indexes:
         return
-    with ThreadPoolExecutor(max_workers=len(indexes), thread_name_prefix="gemini") as pool:
-        # Each thread gets a copy of the context so its logs keep the job id and trace.
-        futures = [pool.submit(contextvars.copy_context().run, make, i) for i in indexes]
-        errors = [f.exception() for f in futures if f.exception() is not None]
+    pool = ThreadPoolExecutor(max_workers=len(indexes), thread_name_prefix="gemini")
+    # Each thread gets a copy of the context so its logs keep the job id and trace.
+    futures = [pool.submit(contextvars.copy_context().run, make, i) for i in indexes]
+    _, pending = wait(futures, timeout=None if timeout is None else max(timeout, 0))
+    pool.shutdown(wait=False, cancel_futures=True)
+    if pending:
+        raise _DeadlineExceeded()
+    errors = [f.exception() for f in futures if f.exception() is not None]
     if errors:
         raise errors[0]
+
+
+class _Deadline:
+    """A job's ``deadline_at`` (``timeout_seconds`` after creation), if it has one."""
+
+    def __init__(self, at: datetime | None, seconds: int | None) -> None:
+        self.at = at
+        self.seconds = seconds
+
+    def remaining(self) -> float | None:
+        return None if self.at is None else (self.at - job_store.utcnow()).total_seconds()
+
+    def failure(self) -> _JobFailed:
+        return _JobFailed(job_store.deadline_message(self.seconds or 0), "deadline_exceeded")
+
+    def check(self) -> None:
+        left = self.remaining()
+        if left is not None and left <= 0:
+            raise self.failure()
 
 
 def _image_seed(job_seed: int | None, index: int) -> int:

@@ -48,6 +48,7 @@ class GenerateParams(TypedDict, total=False):
     model: str  # one of the server's GEMINI_MODELS (names or aliases)
     seed: int  # image n uses seed + n - 1: the same seed redraws the same images
     allow_partial: bool  # complete with the images not blocked, listed in missing_images
+    timeout_seconds: int  # 1..900: not finished by then, the job fails with deadline_exceeded
     webhook_url: str
     webhook_events: list[WebhookEvent]
 
@@ -167,6 +168,7 @@ class ResultResponse(_Response):
     errors: list[str] | None = None
     error_code: str | None = None
     safety: SafetyInfo | None = None
+    billed: bool | None = None  # FAILED/CANCELLED: False when no model call started
     missing_images: list[MissingImage] | None = None
 
 
