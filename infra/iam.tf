@@ -236,19 +236,11 @@ resource "google_service_account_iam_member" "webhook_trigger_act_as_tasks_invok
 }
 
 # The function's SA is also the Eventarc trigger identity: it must be allowed
-# to receive events (project scope only) and to invoke the function.
+# to receive events (project scope only) and to invoke the function (below).
 resource "google_project_iam_member" "webhook_trigger_event_receiver" {
   project = var.project_id
   role    = "roles/eventarc.eventReceiver"
   member  = local.runtime_members.webhook_trigger
-}
-
-resource "google_cloud_run_v2_service_iam_member" "webhook_trigger_invoker" {
-  project  = var.project_id
-  location = var.region
-  name     = google_cloudfunctions2_function.webhook_trigger.name
-  role     = "roles/run.invoker"
-  member   = local.runtime_members.webhook_trigger
 }
 
 # ---------------------------------------------------------------------------
@@ -286,42 +278,61 @@ resource "google_service_account_iam_member" "sweeper_act_as_tasks_invoker" {
 # Invocation
 # ---------------------------------------------------------------------------
 
-# The API is public at the network and IAM level; it authenticates callers
-# itself with API keys.
-resource "google_cloud_run_v2_service_iam_member" "api_public" {
-  project  = var.project_id
-  location = var.region
-  name     = google_cloudfunctions2_function.api.name
-  role     = "roles/run.invoker"
-  member   = "allUsers"
+locals {
+  # Who may invoke each function (roles/run.invoker on its Cloud Run service).
+  invokers = {
+    # The API is public at the network and IAM level; it authenticates
+    # callers itself with API keys.
+    api = "allUsers"
+    # Only Cloud Tasks (OIDC token of tasks-invoker) may call the private
+    # HTTP functions.
+    worker           = local.tasks_invoker_member
+    webhook_delivery = local.tasks_invoker_member
+    # Cloud Scheduler calls the sweeper with an OIDC token of the same
+    # identity: the sweeper authenticates its caller like a task target does
+    # (the token's email must be TASKS_SERVICE_ACCOUNT), so only Scheduler or
+    # a task may run it.
+    sweeper = local.tasks_invoker_member
+    # Eventarc pushes with the trigger identity's OIDC token.
+    webhook_trigger = local.runtime_members.webhook_trigger
+  }
 }
 
-# Only Cloud Tasks (OIDC token of tasks-invoker) may call the private HTTP functions.
-resource "google_cloud_run_v2_service_iam_member" "worker_tasks_invoker" {
+resource "google_cloud_run_v2_service_iam_member" "invoker" {
+  for_each = local.invokers
+
   project  = var.project_id
   location = var.region
-  name     = google_cloudfunctions2_function.worker.name
+  name     = google_cloudfunctions2_function.this[each.key].name
   role     = "roles/run.invoker"
-  member   = local.tasks_invoker_member
+  member   = each.value
 }
 
-resource "google_cloud_run_v2_service_iam_member" "webhook_delivery_tasks_invoker" {
-  project  = var.project_id
-  location = var.region
-  name     = google_cloudfunctions2_function.webhook_delivery.name
-  role     = "roles/run.invoker"
-  member   = local.tasks_invoker_member
+# One resource per grant until local.invokers: these keep their state.
+# Remove them once every deployment has applied them.
+moved {
+  from = google_cloud_run_v2_service_iam_member.api_public
+  to   = google_cloud_run_v2_service_iam_member.invoker["api"]
 }
 
-# Cloud Scheduler calls the sweeper with an OIDC token of the same identity:
-# the sweeper authenticates its caller like a task target does (the token's
-# email must be TASKS_SERVICE_ACCOUNT), so only Scheduler or a task may run it.
-resource "google_cloud_run_v2_service_iam_member" "sweeper_scheduler_invoker" {
-  project  = var.project_id
-  location = var.region
-  name     = google_cloudfunctions2_function.sweeper.name
-  role     = "roles/run.invoker"
-  member   = local.tasks_invoker_member
+moved {
+  from = google_cloud_run_v2_service_iam_member.worker_tasks_invoker
+  to   = google_cloud_run_v2_service_iam_member.invoker["worker"]
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.webhook_delivery_tasks_invoker
+  to   = google_cloud_run_v2_service_iam_member.invoker["webhook_delivery"]
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.sweeper_scheduler_invoker
+  to   = google_cloud_run_v2_service_iam_member.invoker["sweeper"]
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.webhook_trigger_invoker
+  to   = google_cloud_run_v2_service_iam_member.invoker["webhook_trigger"]
 }
 
 # ---------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 output "api_url" {
   description = "URL of the public API (api function)."
-  value       = google_cloudfunctions2_function.api.service_config[0].uri
+  value       = google_cloudfunctions2_function.this["api"].service_config[0].uri
 }
 
 output "public_base_url" {

@@ -30,6 +30,6 @@ resource "google_cloud_scheduler_job" "sweeper" {
 
   depends_on = [
     google_project_service.this,
-    google_cloud_run_v2_service_iam_member.sweeper_scheduler_invoker,
+    google_cloud_run_v2_service_iam_member.invoker,
   ]
 }

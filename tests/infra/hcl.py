@@ -153,8 +153,76 @@ def resolve(text: Any, depth: int = 0) -> Any:
     return re.sub(r"\$\{([A-Za-z0-9_.\[\]]+)\}", repl, text)
 
 
+# The expressions of the two dynamic blocks of google_cloudfunctions2_function
+# in functions.tf, which _instance() expands as Terraform would.
+SECRETS_FOR_EACH = "${{for key, secret in try(each.value.secrets, {}) : key => secret if secret != null}}"
+TRIGGER_FOR_EACH = "${try(each.value.job_writes, false) ? [each.value.service_account] : []}"
+# each.value.X, or try(each.value.X, default) where X is optional.
+_EACH_VALUE = re.compile(r"(?:try\()?each\.value\.(\w+)(?:, ([^()]+)\))?")
+
+
 def functions() -> dict[str, dict]:
-    return tf()["resource"].get("google_cloudfunctions2_function", {})
+    """{function: body}: the instances of the for_each resource of functions.tf
+    (one per entry of the map local it iterates), as plain bodies."""
+    out: dict[str, dict] = {}
+    for body in tf()["resource"].get("google_cloudfunctions2_function", {}).values():
+        ref = re.fullmatch(r"\$\{local\.(\w+)\}", str(attr(body, "for_each")))
+        assert ref, "functions.tf: one google_cloudfunctions2_function with for_each = local.<map>"
+        for key, entry in tf()["locals"][ref.group(1)].items():
+            out[key] = _instance(body, key, entry)
+    return out
+
+
+def _instance(value: Any, key: str, entry: dict) -> Any:
+    """value with each.key / each.value.X (or try(each.value.X, default))
+    substituted from one entry, and its dynamic blocks expanded."""
+    if isinstance(value, str):
+        whole = re.fullmatch(r"\$\{(.*)\}", value)
+        if whole and _EACH_VALUE.fullmatch(whole.group(1)):  # the attribute is the entry's value
+            return _entry_value(entry, *_EACH_VALUE.fullmatch(whole.group(1)).groups())
+        value = _EACH_VALUE.sub(  # inside an expression: the entry's expression text
+            lambda m: _expression(_entry_value(entry, *m.groups())), value
+        )
+        return value.replace("${each.key}", key).replace("[each.key]", f".{key}")
+    if isinstance(value, list):
+        return [_instance(v, key, entry) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: _instance(v, key, entry) for k, v in value.items() if k != "dynamic"}
+    for dyn in blocks(value, "dynamic"):
+        for label, dbody in dyn.items():
+            label, content = unquote(label), blocks(dbody, "content")[0]
+            if label == "secret_environment_variables":
+                assert attr(dbody, "for_each") == SECRETS_FOR_EACH, attr(dbody, "for_each")
+                out[label] = [
+                    {**content, "key": name, "secret": secret}
+                    for name, secret in entry.get("secrets", {}).items()
+                    if secret is not None
+                ]
+            elif label == "event_trigger":
+                assert attr(dbody, "for_each") == TRIGGER_FOR_EACH, attr(dbody, "for_each")
+                if entry.get("job_writes", False):
+                    out[label] = [{**content, "service_account_email": entry["service_account"]}]
+            elif not str(label).startswith("__"):
+                raise AssertionError(f"functions.tf: dynamic {label!r} is not expanded by tests/infra/hcl.py")
+    return out
+
+
+def _entry_value(entry: dict, name: str, default: str | None) -> Any:
+    if default is None:
+        return entry[name]
+    if name in entry:
+        return entry[name]
+    try:
+        return json.loads(default)
+    except json.JSONDecodeError:  # an expression such as var.private_ingress
+        return "${" + default + "}"
+
+
+def _expression(value: Any) -> str:
+    if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
+        return value[2:-1]
+    return json.dumps(value)
 
 
 def env_of(body: dict) -> dict[str, str]:
@@ -175,13 +243,6 @@ def env_of(body: dict) -> dict[str, str]:
             env.update(value)
     for block in blocks(service, "secret_environment_variables"):
         env[attr(block, "key")] = "secret:" + str(attr(block, "secret"))
-    for dyn in blocks(service, "dynamic"):
-        for label, dbody in dyn.items():
-            if unquote(label) == "secret_environment_variables":
-                for content in blocks(dbody, "content"):
-                    env[attr(content, "key")] = "secret:" + str(
-                        attr(content, "secret")
-                    )
     return env
 
 

@@ -36,7 +36,7 @@ SCOPES = {
 
 _CONDITION = re.compile(r"^\$\{var\.(\w+) \? (1|0) : (1|0)\}$")
 _SA = re.compile(r"google_service_account\.(\w+)\.email")
-_REF = re.compile(r"google_\w+\.(\w+)")
+_REF = re.compile(r'google_\w+\.(\w+)(?:\["(\w+)"\])?')  # a resource, or one instance of a for_each
 
 
 @dataclass(frozen=True)
@@ -92,21 +92,23 @@ def bindings() -> list[Binding]:
         )
         attr_name, kind = SCOPES[rtype]
         for name, body in resources.items():
-            scope = kind
-            if attr_name:
-                target = _REF.search(str(hcl.attr(body, attr_name)))
-                assert target, f"{rtype}.{name}: {attr_name} must reference a Terraform resource"
-                scope = f"{kind}:{target.group(1)}"
-            members = [hcl.attr(body, "member")]
+            # One grant, or one per entry of the map local it iterates
+            # (member = each.value, scope may name [each.key]).
+            instances: dict[str | None, str] = {None: hcl.attr(body, "member")}
             if hcl.attr(body, "for_each") is not None:
-                assert members == ["${each.value}"], f"{rtype}.{name}: for_each must bind each.value"
+                assert instances[None] == "${each.value}", f"{rtype}.{name}: for_each must bind each.value"
                 ref = re.fullmatch(r"\$\{local\.(\w+)\}", hcl.attr(body, "for_each"))
                 assert ref, f"{rtype}.{name}: for_each must be a map local"
-                members = list(hcl.tf()["locals"][ref.group(1)].values())
-            for member in members:
-                found.append(
-                    Binding(f"{rtype}.{name}", _principal(member), hcl.attr(body, "role"), scope, _condition(body))
-                )
+                instances = hcl.tf()["locals"][ref.group(1)]
+            for key, member in instances.items():
+                scope = kind
+                if attr_name:
+                    text = str(hcl.attr(body, attr_name)).replace("[each.key]", f'["{key}"]')
+                    target = _REF.search(text)
+                    assert target, f"{rtype}.{name}: {attr_name} must reference a Terraform resource"
+                    scope = f"{kind}:{target.group(2) or target.group(1)}"
+                address = f"{rtype}.{name}" + (f'["{key}"]' if key is not None else "")
+                found.append(Binding(address, _principal(member), hcl.attr(body, "role"), scope, _condition(body)))
     return found
 
 
@@ -166,11 +168,7 @@ def test_platform_rows_match_the_terraform() -> None:
     functions = hcl.functions()
     for name, body in functions.items():
         service = hcl.blocks(body, "service_config")[0]
-        has_secret = bool(hcl.blocks(service, "secret_environment_variables")) or any(
-            hcl.unquote(label) == "secret_environment_variables"
-            for dyn in hcl.blocks(service, "dynamic")
-            for label in dyn
-        )
+        has_secret = bool(hcl.blocks(service, "secret_environment_variables"))
         rows = {c.operation for c in CALLS if c.principal == name}
         assert has_secret == ("secret.env" in rows), f"{name}: secret env vars need a secret.env row"
         has_trigger = bool(hcl.blocks(body, "event_trigger"))

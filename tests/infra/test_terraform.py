@@ -353,7 +353,7 @@ def test_env_matches_contract_and_references_real_resources() -> None:
     assert hcl.resolve(env["TASKS_QUEUE"]) == "image-jobs"
     assert hcl.resolve(env["WEBHOOK_TASKS_QUEUE"]) == "webhook-deliveries"
     assert hcl.resolve(env["JOBS_COLLECTION"]) == "image_jobs"
-    assert env["GOOGLE_API_KEY"] == "secret:${secret_environment_variables.value}"
+    assert env["GOOGLE_API_KEY"] == "secret:${var.use_vertex_ai ? null : local.gemini_secret_id}"
     assert env["WEBHOOK_SECRET"].startswith("secret:")
     # The worker fails a job on the queue's last attempt: both use one local.
     assert "local.jobs_queue_max_attempts" in env["WORKER_MAX_ATTEMPTS"]
@@ -376,6 +376,37 @@ def test_env_matches_contract_and_references_real_resources() -> None:
     assert "WEBHOOK_SECRET" in hcl.env_of(funcs["webhook_delivery"])
 
 
+def _moved(file: str) -> list[tuple[str, str]]:
+    """(from, to) of the moved blocks of one file of infra/."""
+    with (INFRA / file).open(encoding="utf-8") as fh:
+        return [(hcl.val(m["from"]), hcl.val(m["to"])) for m in hcl.hcl2_module().load(fh).get("moved", [])]
+
+
+def test_functions_and_invokers_are_for_each_maps_that_kept_their_state() -> None:
+    """One google_cloudfunctions2_function over local.functions (entry point =
+    key) and one run.invoker grant over local.invokers; the moved blocks map
+    each former resource to its instance."""
+    resources = hcl.tf()["resource"]
+    assert list(resources["google_cloudfunctions2_function"]) == ["this"]
+    assert list(resources["google_cloud_run_v2_service_iam_member"]) == ["invoker"]
+    assert set(hcl.tf()["locals"]["invokers"]) == set(FUNCTIONS)
+    assert _moved("functions.tf") == [
+        (f"${{google_cloudfunctions2_function.{name}}}", f'${{google_cloudfunctions2_function.this["{name}"]}}')
+        for name in hcl.tf()["locals"]["functions"]
+    ]
+    former = {
+        "api": "api_public",
+        "worker": "worker_tasks_invoker",
+        "webhook_delivery": "webhook_delivery_tasks_invoker",
+        "sweeper": "sweeper_scheduler_invoker",
+        "webhook_trigger": "webhook_trigger_invoker",
+    }
+    assert sorted(_moved("iam.tf")) == sorted(
+        (f"${{google_cloud_run_v2_service_iam_member.{old}}}", f'${{google_cloud_run_v2_service_iam_member.invoker["{key}"]}}')
+        for key, old in former.items()
+    )
+
+
 def test_function_settings() -> None:
     tf = hcl.tf()
     for name, (entry, memory, timeout) in FUNCTIONS.items():
@@ -395,6 +426,9 @@ def test_function_settings() -> None:
             hcl.attr(service, "service_account_email")
             == f"${{google_service_account.{name}.email}}"
         )
+        # Only the api is open at the network level (it checks API keys itself).
+        ingress = "ALLOW_ALL" if name == "api" else "${var.private_ingress}"
+        assert hcl.attr(service, "ingress_settings") == ingress, name
     api_service = hcl.blocks(hcl.functions()["api"], "service_config")[0]
     assert _number(hcl.attr(api_service, "max_instance_request_concurrency")) == 250
     assert hcl.attr(api_service, "available_cpu") == "1"
@@ -482,26 +516,20 @@ def test_firestore_trigger() -> None:
 
 
 def test_invokers() -> None:
-    members = {
-        name: (hcl.attr(body, "name"), hcl.attr(body, "role"), hcl.attr(body, "member"))
-        for name, body in hcl.tf()["resource"][
-            "google_cloud_run_v2_service_iam_member"
-        ].items()
-    }
+    from tests.infra.test_iam import bindings
+
+    invokers = [b for b in bindings() if b.role == "roles/run.invoker"]
+    assert all(b.resource.startswith("google_cloud_run_v2_service_iam_member.") for b in invokers)
     by_function: dict[str, set[str]] = {}
-    for target, role, member in members.values():
-        assert role == "roles/run.invoker"
-        fn = re.search(
-            r"google_cloudfunctions2_function\.([a-z_]+)\.name", target
-        ).group(1)
-        by_function.setdefault(fn, set()).add(member)
-    assert by_function["api"] == {"allUsers"}
-    assert by_function["worker"] == {"${local.tasks_invoker_member}"}
-    assert by_function["webhook_delivery"] == {"${local.tasks_invoker_member}"}
-    assert by_function["webhook_trigger"] == {
-        "${local.runtime_members.webhook_trigger}"
+    for b in invokers:
+        by_function.setdefault(b.scope.removeprefix("service:"), set()).add(b.principal)
+    assert by_function == {
+        "api": {"allUsers"},
+        "worker": {"tasks_invoker"},
+        "webhook_delivery": {"tasks_invoker"},
+        "sweeper": {"tasks_invoker"},
+        "webhook_trigger": {"webhook_trigger"},
     }
-    assert by_function["sweeper"] == {"${local.tasks_invoker_member}"}
 
 
 def test_queues() -> None:
@@ -627,10 +655,7 @@ def test_terraform_builds_every_index_of_the_json() -> None:
         ("image_jobs", "COLLECTION", fields) for fields in CODE_INDEXES
     )
     assert "image_jobs:owner_asc,status_asc,created_at_desc" in built  # keys name the fields
-    with (INFRA / "firestore.tf").open(encoding="utf-8") as fh:
-        moved = [
-            (hcl.val(m["from"]), hcl.val(m["to"])) for m in hcl.hcl2_module().load(fh).get("moved", [])
-        ]
+    moved = _moved("firestore.tf")
     assert len(moved) == 7  # the seven indexes that existed as one resource each
     for old, new in moved:
         assert re.fullmatch(r"\$\{google_firestore_index\.jobs_\w+\}", old), old
