@@ -123,6 +123,13 @@ def test_a_spent_monthly_budget_refuses_new_jobs_with_402(api: Any, stack: Stack
         f"Budget mensuel de cette clé API épuisé ({cost:.4f} USD dépensés sur 0.0100 USD) : "
         f"nouvelles tâches refusées jusqu'au {next_month.isoformat()}"
     )
+    from imagegen_client import BudgetExceededError, ImageGenClient
+
+    from tests.conftest import API_BASE_URL
+
+    with ImageGenClient(API_BASE_URL, key) as client, pytest.raises(BudgetExceededError) as caught:
+        client.create("encore")
+    assert (caught.value.status_code, caught.value.message) == (402, refused.json()["error"])
     assert "budget 0.01 USD/month" in _keys_cli(stack, "list")
     _keys_cli(stack, "set-budget", key[:8], "--monthly-budget-usd", "5")  # raised: accepted again
     assert api.post("/api/images/generate", json={"prompt": "encore"}, headers=headers).status_code == 202

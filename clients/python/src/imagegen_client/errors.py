@@ -49,6 +49,10 @@ class NotFoundError(ImageGenError):
     """404: no such job (or another owner's), image or route."""
 
 
+class BudgetExceededError(ImageGenError):
+    """402: the API key's monthly budget is spent (not retried: it comes back next month)."""
+
+
 class ConflictError(ImageGenError):
     """409: for example cancelling a job that has already ended."""
 
@@ -113,8 +117,8 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 def _family(status: int) -> type[ImageGenError]:
-    exact = {401: AuthenticationError, 403: AuthenticationError, 404: NotFoundError,
-             409: ConflictError, 429: RateLimitError}
+    exact = {401: AuthenticationError, 402: BudgetExceededError, 403: AuthenticationError,
+             404: NotFoundError, 409: ConflictError, 429: RateLimitError}
     if status in exact:
         return exact[status]
     return ServerError if status >= 500 else BadRequestError
