@@ -172,10 +172,8 @@ resource "google_cloudfunctions2_function" "this" {
     google_storage_bucket_iam_member.worker_images_write,
     google_secret_manager_secret_iam_member.webhook_delivery_secret,
     google_project_iam_member.webhook_trigger_event_receiver,
-    google_cloud_tasks_queue_iam_member.webhook_trigger_enqueue,
-    google_service_account_iam_member.webhook_trigger_act_as_tasks_invoker,
-    google_cloud_tasks_queue_iam_member.sweeper_enqueue_jobs,
-    google_service_account_iam_member.sweeper_act_as_tasks_invoker,
+    google_cloud_tasks_queue_iam_member.enqueue,
+    google_service_account_iam_member.act_as_tasks_invoker,
   ]
 }
 

@@ -122,22 +122,6 @@ resource "google_project_iam_member" "datastore_user" {
 # api
 # ---------------------------------------------------------------------------
 
-# Enqueue image jobs.
-resource "google_cloud_tasks_queue_iam_member" "api_enqueue_jobs" {
-  project  = var.project_id
-  location = var.region
-  name     = google_cloud_tasks_queue.jobs.name
-  role     = "roles/cloudtasks.enqueuer"
-  member   = local.runtime_members.api
-}
-
-# Creating a task with an OIDC token for tasks-invoker requires actAs on it.
-resource "google_service_account_iam_member" "api_act_as_tasks_invoker" {
-  service_account_id = google_service_account.tasks_invoker.name
-  role               = "roles/iam.serviceAccountUser"
-  member             = local.runtime_members.api
-}
-
 # V4 signed URLs (signed mode only): functions have no private key, so the
 # api signs through iamcredentials signBlob with its own identity.
 resource "google_service_account_iam_member" "api_sign_blob_self" {
@@ -219,22 +203,6 @@ resource "google_storage_bucket_iam_member" "webhook_trigger_images_read" {
   member = local.runtime_members.webhook_trigger
 }
 
-# ---------------------------------------------------------------------------
-
-resource "google_cloud_tasks_queue_iam_member" "webhook_trigger_enqueue" {
-  project  = var.project_id
-  location = var.region
-  name     = google_cloud_tasks_queue.webhooks.name
-  role     = "roles/cloudtasks.enqueuer"
-  member   = local.runtime_members.webhook_trigger
-}
-
-resource "google_service_account_iam_member" "webhook_trigger_act_as_tasks_invoker" {
-  service_account_id = google_service_account.tasks_invoker.name
-  role               = "roles/iam.serviceAccountUser"
-  member             = local.runtime_members.webhook_trigger
-}
-
 # The function's SA is also the Eventarc trigger identity: it must be allowed
 # to receive events (project scope only) and to invoke the function (below).
 resource "google_project_iam_member" "webhook_trigger_event_receiver" {
@@ -255,23 +223,36 @@ resource "google_secret_manager_secret_iam_member" "webhook_delivery_secret" {
 }
 
 # ---------------------------------------------------------------------------
-# sweeper (Cloud Scheduler -> function -> image-jobs queue)
+# Task creators: the api queues image jobs, webhook_trigger webhook
+# deliveries, the sweeper the jobs the api could not queue and those the
+# queue gave up on. Each enqueues on its queue and, as its tasks carry an
+# OIDC token of tasks-invoker, needs actAs on that service account.
 # ---------------------------------------------------------------------------
 
-# Queues again the jobs the api could not queue, and re-queues those the
-# queue gave up on (named OIDC tasks, like the api).
-resource "google_cloud_tasks_queue_iam_member" "sweeper_enqueue_jobs" {
-  project  = var.project_id
-  location = var.region
-  name     = google_cloud_tasks_queue.jobs.name
-  role     = "roles/cloudtasks.enqueuer"
-  member   = local.runtime_members.sweeper
+locals {
+  task_creators = {
+    api             = google_cloud_tasks_queue.jobs.name
+    webhook_trigger = google_cloud_tasks_queue.webhooks.name
+    sweeper         = google_cloud_tasks_queue.jobs.name
+  }
 }
 
-resource "google_service_account_iam_member" "sweeper_act_as_tasks_invoker" {
+resource "google_cloud_tasks_queue_iam_member" "enqueue" {
+  for_each = local.task_creators
+
+  project  = var.project_id
+  location = var.region
+  name     = each.value
+  role     = "roles/cloudtasks.enqueuer"
+  member   = local.runtime_members[each.key]
+}
+
+resource "google_service_account_iam_member" "act_as_tasks_invoker" {
+  for_each = local.task_creators
+
   service_account_id = google_service_account.tasks_invoker.name
   role               = "roles/iam.serviceAccountUser"
-  member             = local.runtime_members.sweeper
+  member             = local.runtime_members[each.key]
 }
 
 # ---------------------------------------------------------------------------
@@ -308,8 +289,8 @@ resource "google_cloud_run_v2_service_iam_member" "invoker" {
   member   = each.value
 }
 
-# One resource per grant until local.invokers: these keep their state.
-# Remove them once every deployment has applied them.
+# One resource per grant until local.invokers and local.task_creators: these
+# keep their state. Remove them once every deployment has applied them.
 moved {
   from = google_cloud_run_v2_service_iam_member.api_public
   to   = google_cloud_run_v2_service_iam_member.invoker["api"]
@@ -333,6 +314,36 @@ moved {
 moved {
   from = google_cloud_run_v2_service_iam_member.webhook_trigger_invoker
   to   = google_cloud_run_v2_service_iam_member.invoker["webhook_trigger"]
+}
+
+moved {
+  from = google_cloud_tasks_queue_iam_member.api_enqueue_jobs
+  to   = google_cloud_tasks_queue_iam_member.enqueue["api"]
+}
+
+moved {
+  from = google_service_account_iam_member.api_act_as_tasks_invoker
+  to   = google_service_account_iam_member.act_as_tasks_invoker["api"]
+}
+
+moved {
+  from = google_cloud_tasks_queue_iam_member.webhook_trigger_enqueue
+  to   = google_cloud_tasks_queue_iam_member.enqueue["webhook_trigger"]
+}
+
+moved {
+  from = google_service_account_iam_member.webhook_trigger_act_as_tasks_invoker
+  to   = google_service_account_iam_member.act_as_tasks_invoker["webhook_trigger"]
+}
+
+moved {
+  from = google_cloud_tasks_queue_iam_member.sweeper_enqueue_jobs
+  to   = google_cloud_tasks_queue_iam_member.enqueue["sweeper"]
+}
+
+moved {
+  from = google_service_account_iam_member.sweeper_act_as_tasks_invoker
+  to   = google_service_account_iam_member.act_as_tasks_invoker["sweeper"]
 }
 
 # ---------------------------------------------------------------------------

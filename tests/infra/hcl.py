@@ -154,11 +154,11 @@ def resolve(text: Any, depth: int = 0) -> Any:
 
 
 # The expressions of the two dynamic blocks of google_cloudfunctions2_function
-# in functions.tf, which _instance() expands as Terraform would.
+# in functions.tf, which instance() expands as Terraform would.
 SECRETS_FOR_EACH = "${{for key, secret in try(each.value.secrets, {}) : key => secret if secret != null}}"
 TRIGGER_FOR_EACH = "${try(each.value.job_writes, false) ? [each.value.service_account] : []}"
-# each.value.X, or try(each.value.X, default) where X is optional.
-_EACH_VALUE = re.compile(r"(?:try\()?each\.value\.(\w+)(?:, ([^()]+)\))?")
+# each.value, each.value.X, or try(each.value.X, default) where X is optional.
+_EACH_VALUE = re.compile(r"(?:try\()?each\.value(?:\.(\w+))?(?:, ([^()]+)\))?")
 
 
 def functions() -> dict[str, dict]:
@@ -169,13 +169,14 @@ def functions() -> dict[str, dict]:
         ref = re.fullmatch(r"\$\{local\.(\w+)\}", str(attr(body, "for_each")))
         assert ref, "functions.tf: one google_cloudfunctions2_function with for_each = local.<map>"
         for key, entry in tf()["locals"][ref.group(1)].items():
-            out[key] = _instance(body, key, entry)
+            out[key] = instance(body, key, entry)
     return out
 
 
-def _instance(value: Any, key: str, entry: dict) -> Any:
-    """value with each.key / each.value.X (or try(each.value.X, default))
-    substituted from one entry, and its dynamic blocks expanded."""
+def instance(value: Any, key: str, entry: Any) -> Any:
+    """One instance of a for_each resource body: each.key, each.value and
+    each.value.X (or try(each.value.X, default)) substituted from one entry of
+    the map, and the dynamic blocks of functions.tf expanded."""
     if isinstance(value, str):
         whole = re.fullmatch(r"\$\{(.*)\}", value)
         if whole and _EACH_VALUE.fullmatch(whole.group(1)):  # the attribute is the entry's value
@@ -183,12 +184,12 @@ def _instance(value: Any, key: str, entry: dict) -> Any:
         value = _EACH_VALUE.sub(  # inside an expression: the entry's expression text
             lambda m: _expression(_entry_value(entry, *m.groups())), value
         )
-        return value.replace("${each.key}", key).replace("[each.key]", f".{key}")
+        return value.replace("${each.key}", key).replace("[each.key]", f'["{key}"]')
     if isinstance(value, list):
-        return [_instance(v, key, entry) for v in value]
+        return [instance(v, key, entry) for v in value]
     if not isinstance(value, dict):
         return value
-    out = {k: _instance(v, key, entry) for k, v in value.items() if k != "dynamic"}
+    out = {k: instance(v, key, entry) for k, v in value.items() if k != "dynamic"}
     for dyn in blocks(value, "dynamic"):
         for label, dbody in dyn.items():
             label, content = unquote(label), blocks(dbody, "content")[0]
@@ -208,7 +209,9 @@ def _instance(value: Any, key: str, entry: dict) -> Any:
     return out
 
 
-def _entry_value(entry: dict, name: str, default: str | None) -> Any:
+def _entry_value(entry: Any, name: str | None, default: str | None) -> Any:
+    if name is None:
+        return entry
     if default is None:
         return entry[name]
     if name in entry:

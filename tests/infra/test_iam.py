@@ -51,10 +51,11 @@ class Binding:
 def _principal(member: str) -> str:
     if member == "allUsers":
         return member
-    ref = re.fullmatch(r"\$\{local\.(\w+)(?:\.(\w+))?\}", member)
+    ref = re.fullmatch(r'\$\{local\.(\w+)(?:\.(\w+)|\["(\w+)"\])?\}', member)
     if ref:
         value = hcl.tf()["locals"][ref.group(1)]
-        member = value[ref.group(2)] if ref.group(2) else value
+        entry = ref.group(2) or ref.group(3)
+        member = value[entry] if entry else value
     found = _SA.search(member)
     assert found, f"cannot tell whose member {member!r} is"
     return found.group(1)
@@ -92,23 +93,25 @@ def bindings() -> list[Binding]:
         )
         attr_name, kind = SCOPES[rtype]
         for name, body in resources.items():
-            # One grant, or one per entry of the map local it iterates
-            # (member = each.value, scope may name [each.key]).
-            instances: dict[str | None, str] = {None: hcl.attr(body, "member")}
+            # One grant, or one per entry of the map local it iterates.
+            instances: dict[str | None, dict] = {None: body}
             if hcl.attr(body, "for_each") is not None:
-                assert instances[None] == "${each.value}", f"{rtype}.{name}: for_each must bind each.value"
                 ref = re.fullmatch(r"\$\{local\.(\w+)\}", hcl.attr(body, "for_each"))
                 assert ref, f"{rtype}.{name}: for_each must be a map local"
-                instances = hcl.tf()["locals"][ref.group(1)]
-            for key, member in instances.items():
+                instances = {
+                    key: hcl.instance(body, key, entry)
+                    for key, entry in hcl.tf()["locals"][ref.group(1)].items()
+                }
+            for key, grant in instances.items():
                 scope = kind
                 if attr_name:
-                    text = str(hcl.attr(body, attr_name)).replace("[each.key]", f'["{key}"]')
-                    target = _REF.search(text)
+                    target = _REF.search(str(hcl.attr(grant, attr_name)))
                     assert target, f"{rtype}.{name}: {attr_name} must reference a Terraform resource"
                     scope = f"{kind}:{target.group(2) or target.group(1)}"
                 address = f"{rtype}.{name}" + (f'["{key}"]' if key is not None else "")
-                found.append(Binding(address, _principal(member), hcl.attr(body, "role"), scope, _condition(body)))
+                found.append(
+                    Binding(address, _principal(hcl.attr(grant, "member")), hcl.attr(grant, "role"), scope, _condition(body))
+                )
     return found
 
 

@@ -382,10 +382,11 @@ def _moved(file: str) -> list[tuple[str, str]]:
         return [(hcl.val(m["from"]), hcl.val(m["to"])) for m in hcl.hcl2_module().load(fh).get("moved", [])]
 
 
-def test_functions_and_invokers_are_for_each_maps_that_kept_their_state() -> None:
+def test_functions_and_grants_are_for_each_maps_that_kept_their_state() -> None:
     """One google_cloudfunctions2_function over local.functions (entry point =
-    key) and one run.invoker grant over local.invokers; the moved blocks map
-    each former resource to its instance."""
+    key), one run.invoker grant over local.invokers, one enqueue and one actAs
+    grant over local.task_creators; the moved blocks map each former resource
+    to its instance (the instances exist: test_iam.py reads them)."""
     resources = hcl.tf()["resource"]
     assert list(resources["google_cloudfunctions2_function"]) == ["this"]
     assert list(resources["google_cloud_run_v2_service_iam_member"]) == ["invoker"]
@@ -394,17 +395,23 @@ def test_functions_and_invokers_are_for_each_maps_that_kept_their_state() -> Non
         (f"${{google_cloudfunctions2_function.{name}}}", f'${{google_cloudfunctions2_function.this["{name}"]}}')
         for name in hcl.tf()["locals"]["functions"]
     ]
-    former = {
-        "api": "api_public",
-        "worker": "worker_tasks_invoker",
-        "webhook_delivery": "webhook_delivery_tasks_invoker",
-        "sweeper": "sweeper_scheduler_invoker",
-        "webhook_trigger": "webhook_trigger_invoker",
-    }
-    assert sorted(_moved("iam.tf")) == sorted(
-        (f"${{google_cloud_run_v2_service_iam_member.{old}}}", f'${{google_cloud_run_v2_service_iam_member.invoker["{key}"]}}')
-        for key, old in former.items()
-    )
+    invoker = "google_cloud_run_v2_service_iam_member"
+    enqueue, act_as = "google_cloud_tasks_queue_iam_member", "google_service_account_iam_member"
+    former = [
+        (f"{invoker}.api_public", f'{invoker}.invoker["api"]'),
+        (f"{invoker}.worker_tasks_invoker", f'{invoker}.invoker["worker"]'),
+        (f"{invoker}.webhook_delivery_tasks_invoker", f'{invoker}.invoker["webhook_delivery"]'),
+        (f"{invoker}.sweeper_scheduler_invoker", f'{invoker}.invoker["sweeper"]'),
+        (f"{invoker}.webhook_trigger_invoker", f'{invoker}.invoker["webhook_trigger"]'),
+        (f"{enqueue}.api_enqueue_jobs", f'{enqueue}.enqueue["api"]'),
+        (f"{enqueue}.webhook_trigger_enqueue", f'{enqueue}.enqueue["webhook_trigger"]'),
+        (f"{enqueue}.sweeper_enqueue_jobs", f'{enqueue}.enqueue["sweeper"]'),
+    ] + [
+        (f"{act_as}.{fn}_act_as_tasks_invoker", f'{act_as}.act_as_tasks_invoker["{fn}"]')
+        for fn in ("api", "webhook_trigger", "sweeper")
+    ]
+    assert sorted(_moved("iam.tf")) == sorted((f"${{{a}}}", f"${{{b}}}") for a, b in former)
+    assert set(hcl.tf()["locals"]["task_creators"]) == {"api", "webhook_trigger", "sweeper"}
 
 
 def test_function_settings() -> None:
