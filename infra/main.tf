@@ -94,6 +94,8 @@ locals {
     GOOGLE_CLOUD_PROJECT      = var.project_id
     LOG_LEVEL                 = var.log_level
     GEMINI_MODEL              = var.gemini_model
+    GEMINI_MODELS             = var.gemini_models
+    GEMINI_MODEL_FALLBACKS    = var.gemini_model_fallbacks
     GOOGLE_GENAI_USE_VERTEXAI = var.use_vertex_ai ? "true" : "false"
     GOOGLE_CLOUD_LOCATION     = var.vertex_location
     JOBS_COLLECTION           = local.jobs_collection

@@ -80,6 +80,18 @@ variable "gemini_model" {
   }
 }
 
+variable "gemini_models" {
+  description = "Models a request's `model` may name, alias=model or model, comma-separated (GEMINI_MODELS); gemini_model is always allowed."
+  type        = string
+  default     = "flash=gemini-3.1-flash-image,pro=gemini-3-pro-image"
+}
+
+variable "gemini_model_fallbacks" {
+  description = "Models (or gemini_models aliases) tried in order when one answers not found / shut down (GEMINI_MODEL_FALLBACKS); \"\" for none."
+  type        = string
+  default     = "gemini-3-pro-image"
+}
+
 variable "use_vertex_ai" {
   description = "true: call Gemini through Vertex AI with the worker's service account (roles/aiplatform.user, no key). false: use a Gemini API key stored in the Secret Manager secret \"gemini-api-key\"."
   type        = bool
