@@ -40,7 +40,7 @@ def test_model_faults_fail_the_job_with_a_clear_error(api: Any, standin: Any, ki
     result = api.get(f"/api/images/result/{job_id}")
     assert result.status_code == 200
     body = result.json()
-    typed = {key: body.pop(key) for key in ("error_code", "safety") if key in body}  # beside the seed's
+    typed = {key: body.pop(key) for key in ("error_code", "safety", "billed") if key in body}  # beside the seed's
     assert body == {
         "job_id": job_id, "status": "FAILED", "message": "Échec de la génération", "errors": [error]
     }
