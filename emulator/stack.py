@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -155,27 +154,18 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def _load_prctl() -> Callable[..., int] | None:
-    # Resolved once in the parent: dlopen in a forked child of a threaded
-    # process could deadlock, a plain call through the pointer cannot.
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
-    except (OSError, AttributeError):
-        return None
+def _with_parent_death_signal(argv: list[str]) -> list[str]:
+    """``argv`` run under ``setpriv --pdeathsig TERM`` (util-linux) where it exists.
 
-
-_PRCTL = _load_prctl()
-_PR_SET_PDEATHSIG = 1
-
-
-def _parent_death_signal() -> None:
-    """In the child: get SIGTERM if the process that started the stack dies.
-
-    A safety net for a test runner or ``run`` killed with SIGKILL; only the
-    direct child is covered, which then stops what it started itself.
+    The child then gets SIGTERM if the process that started the stack dies: a
+    safety net for a test runner or ``run`` killed with SIGKILL (only the direct
+    child is covered; it stops what it started itself). setpriv rather than a
+    ``preexec_fn``: without Python code between fork and exec, subprocess can
+    use vfork, so the child never runs the gRPC core's fork handlers, which
+    aborted children (-6) of a test process whose Firestore clients were live.
     """
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
 
 
 def _pid_alive(pid: int) -> bool:
@@ -619,14 +609,13 @@ class Stack:
             logf.write(f"=== {stamp} starting {svc.name}: {' '.join(svc.argv)}\n".encode())
             logf.flush()
             svc.proc = subprocess.Popen(  # noqa: S603 (fixed argv)
-                svc.argv,
+                _with_parent_death_signal(svc.argv),
                 cwd=self.root,
                 env=svc.env,
                 stdin=subprocess.DEVNULL,
                 stdout=logf,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_parent_death_signal,  # noqa: PLW1509
             )
         svc.started_at = time.monotonic()
         svc.ready_after = None

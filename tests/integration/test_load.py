@@ -35,7 +35,9 @@ def objects_per_job() -> collections.Counter[str]:
         f"{STORAGE}/storage/v1/b/{BUCKET}/o", params={"prefix": "generated_images/"}, timeout=30
     )
     response.raise_for_status()
-    return collections.Counter(item["name"].split("/")[1] for item in response.json().get("items", []))
+    names = [item["name"] for item in response.json().get("items", [])]
+    # Each image has its 256-pixel thumbnail beside it: count images only.
+    return collections.Counter(name.split("/")[1] for name in names if not name.endswith("_thumb.webp"))
 
 
 @pytest.mark.timeout(TIMEOUT_SECONDS + 60)
