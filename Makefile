@@ -5,6 +5,7 @@
 #   make up       start it in the background; `make down` stops it; `make status`
 #   make test     the whole test suite (starts its own stack); PYTEST_ARGS='-k smoke'
 #   make bench    the benchmark (bench/run.py)
+#   make lint     ruff (ruff.toml) and mypy (mypy.ini) on the whole tree; the unit tests run both too
 #   make lock     re-resolve functions/requirements.lock (hashed) from functions/requirements.txt
 #   make check-infra   terraform fmt -check + checkov on infra/
 #   make web      the TypeScript client (clients/typescript) and the playground bundle
@@ -34,7 +35,7 @@ LOCK := functions/requirements.lock
 VENV_STAMP := $(VENV)/.installed
 IAC_STAMP := $(IAC_VENV)/.installed-$(CHECKOV_VERSION)-$(PYTHON_HCL2_VERSION)
 
-.PHONY: help setup web run up down status test bench lock check-infra deploy clean
+.PHONY: help setup web run up down status test lint bench lock check-infra deploy clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -99,6 +100,10 @@ status:
 
 test: setup web
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: setup
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)

@@ -68,7 +68,7 @@ class _Process:
         argv = [FF, "--source", source, "--target", target, "--host", "127.0.0.1", "--port", str(port)]
         extra = {"PYTHONPROFILEIMPORTTIME": "1"} if importtime else {}
         self._stderr = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(  # noqa: S603 (fixed argv)
+        self._proc = subprocess.Popen(
             argv, cwd=ROOT, env=env | extra, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=self._stderr, start_new_session=True,
         )
@@ -128,7 +128,7 @@ def import_profile(stderr: str) -> list[tuple[str, float]]:
 
 
 def bare_import_ms() -> float:
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [PYTHON, "-X", "importtime", "-c", "import functions_framework"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )

@@ -56,7 +56,7 @@ class Target(ThreadingHTTPServer):
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with target.lock:
                     target.arrivals.setdefault(self.path, []).append(time.perf_counter())
@@ -67,7 +67,7 @@ class Target(ThreadingHTTPServer):
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 return
 
         super().__init__(("127.0.0.1", 0), Handler)
@@ -95,7 +95,7 @@ def main() -> None:
 
     port, certs = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        emulator = subprocess.Popen(  # noqa: S603
+        emulator = subprocess.Popen(
             [sys.executable, "-m", "emulator.cloud_tasks", "--port", str(port), "--certs-port", str(certs),
              "--project", "bench", "--location", "here", "--oidc-key-file", f"{tmp}/key.pem"],
             cwd=ROOT, stdout=subprocess.DEVNULL,

@@ -14,14 +14,14 @@ import argparse
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.run import API, bench_stack, create, drain, standin  # noqa: E402
+from bench.run import API, bench_stack, create, drain, standin
 
 
 def _median_ms(session: requests.Session, path: str, params: dict[str, str], repeat: int) -> float:
@@ -44,7 +44,7 @@ def main() -> None:
         for _ in range(args.jobs):
             create(session)
         drain(session)
-        today = datetime.now(timezone.utc).date()
+        today = datetime.now(UTC).date()
         health = _median_ms(session, "/health", {}, args.repeat)
         print(f"/health p50 {health:.1f} ms (baseline); {args.jobs} jobs completed today")
         for days in (1, 7, 31, 93):

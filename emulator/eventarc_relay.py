@@ -55,7 +55,7 @@ import urllib.error
 import urllib.request
 from collections import Counter, deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -129,7 +129,7 @@ def to_eventarc(headers: dict[str, str], body: bytes, received_at: datetime | No
     if message.HasField("value"):
         at = message.value.update_time.ToJsonString()
     else:
-        at = (received_at or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        at = (received_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     database = attributes.get("ce-database", DEFAULT_DATABASE)
     out = {name: value for name, value in attributes.items() if name not in _REBUILT}
     out["ce-source"] = f"//firestore.googleapis.com/projects/{attributes['ce-project']}/databases/{database}"
@@ -319,7 +319,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: deliveries are logged by the relay."""
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == "/_relay/health":
             self._reply(200, {"status": "ok"})
         elif self.path == "/_relay/stats":
@@ -327,8 +327,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._reply(404, {"error": f"GET {self.path} is not served by the relay"})
 
-    def do_POST(self) -> None:  # noqa: N802
-        received_at = datetime.now(timezone.utc)
+    def do_POST(self) -> None:
+        received_at = datetime.now(UTC)
         body = self._body()
         match = _TRIGGER_PATH.match(self.path)
         if not match:
@@ -344,7 +344,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.relay.submit(match["trigger"], event)
         self._reply(200, {"queued": event.id})
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         match = _ROUTE_PATH.match(self.path)
         try:
             url = json.loads(self._body())["url"] if match else None
@@ -356,7 +356,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.relay.set_route(match["trigger"], url)
         self._reply(200, {"trigger": match["trigger"], "url": url})
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         match = _ROUTE_PATH.match(self.path)
         if not match:
             self._reply(404, {"error": f"DELETE {self.path} is not a route"})
@@ -403,13 +403,13 @@ def register_trigger(
         "namespace": DEFAULT_DATABASE,
         "document": {"value": document, "matchType": "PATH_PATTERN"},
     }
-    request = urllib.request.Request(  # noqa: S310 (loopback)
+    request = urllib.request.Request(
         f"{firestore.rstrip('/')}/emulator/v1/projects/{project}/eventarcTrigger?eventarcTriggerId={trigger}",
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         response.read()
 
 

@@ -871,7 +871,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, body = self._route(split.path, split.query, raw, fields, headers)
         except ApiError as err:
             status, body = err.code, err.body()
-        except Exception as err:  # noqa: BLE001 - a stand-in bug still answers, as Google's 500
+        except Exception as err:
             fields["error"] = repr(err)
             failure = ApiError(500, "INTERNAL", f"Local stand-in failed: {err!r}")
             status, body = failure.code, failure.body()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +197,7 @@ def busy_jobs(stack: Stack, recent_seconds: float = 20.0) -> list[str]:
     Read through the Firestore emulator's REST API, so the test process needs
     no Firestore environment. Jobs abandoned long ago (crash tests) don't count.
     """
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     collection = stack.env.get("JOBS_COLLECTION") or "image_jobs"
     url = (
@@ -217,7 +218,7 @@ def busy_jobs(stack: Stack, recent_seconds: float = 20.0) -> list[str]:
     }
     resp = requests.post(url, json=query, headers={"Authorization": "Bearer owner"}, timeout=10)
     resp.raise_for_status()
-    since = datetime.now(timezone.utc) - timedelta(seconds=recent_seconds)
+    since = datetime.now(UTC) - timedelta(seconds=recent_seconds)
     busy = []
     for row in resp.json():
         doc = row.get("document")
@@ -227,7 +228,7 @@ def busy_jobs(stack: Stack, recent_seconds: float = 20.0) -> list[str]:
         try:
             updated = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
         except ValueError:
-            updated = datetime.now(timezone.utc)
+            updated = datetime.now(UTC)
         if updated >= since:
             busy.append(doc["name"].rsplit("/", 1)[-1])
     return busy
@@ -292,7 +293,7 @@ class ImageServer(LoopbackServer):
         server = self
 
         class Handler(QuietHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 server.requests.append(self.path)
                 if self.path.split("?", 1)[0] != "/photo.jpg":
                     self.reply(404)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from google.events.cloud.firestore_v1 import DocumentEventData
@@ -84,14 +84,14 @@ def emulator_request(
         data.value = _document(name, new)
     if old:
         data.old_value = _document(name, old)
-    at = new.update_time if new else (time or datetime.now(timezone.utc))
+    at = new.update_time if new else (time or datetime.now(UTC))
     headers = {
         "ce-specversion": "1.0",
         "ce-type": EVENT_TYPE,
         "ce-source": f"//firestore.googleapis.com/projects/projects/{project}/databases/{database}",
         "ce-id": str(uuid.uuid4()),
         "ce-subject": f"documents/{document}",
-        "ce-time": at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ce-time": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "ce-datacontenttype": "application/protobuf",
         "ce-dataschema": DATA_SCHEMA,
         "ce-location": "us-central1",

@@ -71,7 +71,7 @@ class Receiver(LoopbackServer):
         receiver = self
 
         class Handler(QuietHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 status = receiver._record(self.path, Received(dict(self.headers.items()), self.body()))
                 self.reply(status)
 

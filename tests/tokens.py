@@ -68,7 +68,7 @@ class CertServer(LoopbackServer):
         server = self
 
         class Handler(QuietHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 server.fetches += 1
                 headers = {"Content-Type": "application/json", "Cache-Control": "public, max-age=300, must-revalidate"}
                 self.reply(200, body, headers)

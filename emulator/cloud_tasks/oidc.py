@@ -43,7 +43,7 @@ def self_signed_cert_pem(private_pem: bytes, common_name: str) -> str:
     loopback TLS server can use it), valid from yesterday to tomorrow."""
     key = serialization.load_pem_private_key(private_pem, password=None)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -124,7 +124,7 @@ class CertsServer(ThreadingHTTPServer):
         body = json.dumps(minter.certs()).encode()
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 if self.path.split("?", 1)[0] != CERTS_PATH:
                     self.send_error(404)
                     return
@@ -135,7 +135,7 @@ class CertsServer(ThreadingHTTPServer):
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 return
 
         super().__init__((host, port), Handler)

@@ -31,7 +31,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -66,7 +66,7 @@ class ApiError(Exception):
 
 
 def _timestamp(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, timezone.utc)
+    return datetime.fromtimestamp(epoch, UTC)
 
 
 def _rpc_code(status: int) -> int:
@@ -184,9 +184,9 @@ class Queue:
             task.first_attempt = tasks_v2.Attempt(dispatch_time=entry.attempts[0].dispatch_time)
             task.last_attempt = entry.attempts[-1]
         if view == tasks_v2.Task.View.FULL:
-            task.view = tasks_v2.Task.View.FULL
+            task.view = tasks_v2.Task.View.FULL  # type: ignore[assignment]  # proto-plus enum field
         else:
-            task.view = tasks_v2.Task.View.BASIC
+            task.view = tasks_v2.Task.View.BASIC  # type: ignore[assignment]
             task.http_request.body = b""
         return task
 
@@ -318,7 +318,7 @@ class Queue:
             code, error = _DEADLINE_EXCEEDED, f"no response within the dispatch deadline ({request.deadline:g} s)"
         except httpx2.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
-        except Exception as exc:  # noqa: BLE001 (a dispatch must always end its bookkeeping)
+        except Exception as exc:
             log.exception("dispatch of %s/%s crashed", self.short_name, entry.short_name)
             error = repr(exc)
         elapsed_ms = (time.monotonic() - started) * 1000

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 from imagegen.config import load_settings
 
 if TYPE_CHECKING:
-    from google.cloud import firestore, storage, tasks_v2
+    from google.cloud import firestore, storage, tasks_v2  # type: ignore[attr-defined]
 
 T = TypeVar("T")
 
@@ -50,7 +50,7 @@ def firestore_client() -> firestore.Client:
 
 @shared
 def storage_client() -> storage.Client:
-    from google.cloud import storage
+    from google.cloud import storage  # type: ignore[attr-defined]
 
     settings = load_settings()
     if settings.storage_emulator_host:

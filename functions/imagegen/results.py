@@ -6,7 +6,7 @@ payload), so both always describe a job the same way.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from imagegen.models import ImageInfo, JobStatus, ResultMetadata, ResultResponse, StatusResponse
@@ -17,7 +17,7 @@ def iso(value: datetime | None) -> str:
     """ISO 8601 in UTC with a ``Z`` suffix, as the seed's webhook examples."""
     if value is None:
         return ""
-    return value.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def status_body(job: dict[str, Any]) -> StatusResponse:

@@ -18,6 +18,7 @@ from imagegen.clients import tasks_client
 from imagegen.config import load_settings
 from imagegen.logs import TRACE_HEADER, current_trace
 
+
 class QueueUnavailable(Exception):
     """The task could not be enqueued; the caller decides what to tell its client."""
 
@@ -55,7 +56,7 @@ def enqueue_json(queue: str, url: str, payload: dict[str, Any], task_id: str) ->
                 exceptions.ServiceUnavailable, exceptions.DeadlineExceeded
             ),
         )
-        client.create_task(parent=parent, task=task, retry=transient, timeout=10.0)
+        client.create_task(parent=parent, task=task, retry=transient, timeout=10.0)  # type: ignore[arg-type]
     except exceptions.AlreadyExists:
         return
     except exceptions.GoogleAPIError as exc:  # RetryError (retries ran out) included

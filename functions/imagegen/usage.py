@@ -17,7 +17,7 @@ completion means jobs still running are not in the totals yet.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from imagegen.clients import firestore_client
@@ -38,7 +38,7 @@ _PARALLEL_DAYS = 8
 def completion_fields(job_usage: dict[str, Any], now: datetime) -> dict[str, Any]:
     """The flat fields a completed job stores for the aggregations."""
     return {field: job_usage[key] for key, field in _SUMS.items()} | {
-        COMPLETED_DAY: now.astimezone(timezone.utc).date().isoformat()
+        COMPLETED_DAY: now.astimezone(UTC).date().isoformat()
     }
 
 
@@ -50,9 +50,9 @@ def _aggregate(query: Any) -> dict[str, Any]:
     """count and the sums of ``query``: two round trips (Firestore allows 5 aggregations per query)."""
     count_and_cost = query.count(alias="jobs").sum(_SUMS["images"], alias="images")
     count_and_cost = count_and_cost.sum(_SUMS["cost_usd"], alias="cost_usd")
-    tokens = None
+    tokens = query
     for key in ("input_tokens", "output_tokens", "thinking_tokens"):
-        tokens = (tokens or query).sum(_SUMS[key], alias=key)
+        tokens = tokens.sum(_SUMS[key], alias=key)
     values = {
         result.alias: result.value
         for aggregation in (count_and_cost, tokens)

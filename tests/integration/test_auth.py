@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from imagegen.api import keys
-from imagegen.api.keys import hash_key, lookup
-from imagegen.api.auth import AuthError, Principal, authenticate
-from imagegen.clients import firestore_client
-from imagegen.config import load_settings
 
 from emulator.stack import Stack
+from imagegen.api import keys
+from imagegen.api.auth import AuthError, Principal, authenticate
+from imagegen.api.keys import hash_key, lookup
+from imagegen.clients import firestore_client
+from imagegen.config import load_settings
 from tests.conftest import ROOT
 
 

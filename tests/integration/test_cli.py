@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imagegen_client import ImageGenClient
 from PIL import Image
 
 from emulator.stack import Stack
+from imagegen_client import ImageGenClient
 from tests.conftest import API_BASE_URL
 from tests.integration.helpers import create_job
 

@@ -7,8 +7,8 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from imagegen.api import router
 
+from imagegen.api import router
 from tests.conftest import API_BASE_URL
 
 OPERATION_IDS = {

@@ -19,10 +19,10 @@ import pytest
 import requests
 from cloudevents.http import from_http
 from google.events.cloud.firestore_v1 import DocumentEventData
-from imagegen.webhooks import trigger
 
 from emulator.eventarc_relay import register_trigger
 from emulator.stack import Stack
+from imagegen.webhooks import trigger
 from tests.loopback import Received, Receiver
 
 PRODUCTION_ATTRIBUTES = {

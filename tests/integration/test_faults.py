@@ -11,7 +11,6 @@ import requests
 
 from tests.integration.helpers import WORKER, create_job, deliver_task, stored_images, stored_objects
 
-
 FAULT_CODES = {
     "invalid_key": "invalid_api_key",
     "not_found": "model_unavailable",

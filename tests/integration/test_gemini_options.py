@@ -145,7 +145,7 @@ def test_each_failure_has_its_error_code_in_the_result_and_the_webhook(
 
 
 class _NotAnImage(QuietHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == "/text.png":
             self.reply(200, b"this is not a picture", {"Content-Type": "image/png"})
         else:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
-from imagegen.clients import firestore_client
 
+from imagegen.clients import firestore_client
 from tests.integration.helpers import create_job, side_api, stored_objects
 
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 import standardwebhooks
-from imagegen.api.keys import hash_key, new_key
 
 from emulator.stack import PORT_OFFSET, Stack, StackError, port_in_use
+from imagegen.api.keys import hash_key, new_key
 from tests.conftest import ROOT, TEST_OVERRIDES, ApiClient
 from tests.loopback import Received, Receiver
 

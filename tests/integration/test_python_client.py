@@ -15,6 +15,9 @@ from typing import Any
 import httpx
 import pytest
 import requests
+from PIL import Image
+
+from emulator.stack import Stack
 from imagegen_client import (
     AsyncImageGenClient,
     AuthenticationError,
@@ -29,9 +32,6 @@ from imagegen_client import (
     WebhookVerificationError,
     verify_webhook,
 )
-from PIL import Image
-
-from emulator.stack import Stack
 from tests.conftest import API_BASE_URL
 from tests.integration.helpers import side_api
 from tests.loopback import LoopbackServer, QuietHandler, Receiver
@@ -152,14 +152,14 @@ def test_errors_are_typed_with_the_french_message_and_status(run: Any, standin: 
             async def awaited() -> Any:
                 try:
                     return await call(client)
-                except Exception as exc:  # noqa: BLE001 - the test inspects it
+                except Exception as exc:
                     return exc
 
             if isinstance(client, AsyncImageGenClient):
                 return awaited()
             try:
                 return call(client)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 return exc
 
         return run(guarded, Recorded())

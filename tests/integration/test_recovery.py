@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from emulator.stack import Stack
@@ -31,7 +31,7 @@ def attempt(stack: Stack, job_id: str, retries: str = "0") -> tuple[int, str]:
 
 
 def test_the_last_attempt_fails_a_job_whose_lease_is_busy(api: Any, standin: Any, stack: Stack, jobs: Any) -> None:
-    job = abandoned_job(jobs, datetime.now(timezone.utc) + timedelta(minutes=10))
+    job = abandoned_job(jobs, datetime.now(UTC) + timedelta(minutes=10))
     ref = jobs.document(job["job_id"])
     assert attempt(stack, job["job_id"], "3") == (409, "busy")  # earlier attempts: come back later
     assert ref.get().to_dict()["status"] == "GENERATING"
@@ -76,7 +76,7 @@ def test_a_delivery_that_lost_its_lease_keeps_the_image_it_may_share(
         old = pool.submit(attempt, stack, job_id)
         wait_until(lambda: standin.calls() or ref.get().get("status") == "GENERATING", 10, "the call starts")
         # A newer delivery takes the job over (as after an expired lease) and records image 1.
-        newer = {"owner": "newer-delivery", "expires_at": datetime.now(timezone.utc) + timedelta(minutes=5)}
+        newer = {"owner": "newer-delivery", "expires_at": datetime.now(UTC) + timedelta(minutes=5)}
         ref.update({"lease": newer})
         assert old.result(timeout=30) == (200, "stopped")
     assert stored_images(job_id) == [f"generated_images/{job_id}/image_1.png"]

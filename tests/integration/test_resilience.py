@@ -14,10 +14,8 @@ retries reach past the lease within seconds instead of minutes.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import pytest
 
 from emulator.stack import FUNCTIONS, Stack
 from tests.integration.helpers import (
@@ -81,7 +79,7 @@ def test_worker_killed_mid_job_is_taken_over_once_its_lease_expires(
     # records a call after its latency, even if its caller is gone) long before
     # the lease expires; from then on the model answers at once.
     time.sleep(max(0.0, LATENCY_MS / 1000 + 1.0 - (time.monotonic() - killed_at)))
-    assert datetime.now(timezone.utc) < dead["lease"]["expires_at"]
+    assert datetime.now(UTC) < dead["lease"]["expires_at"]
     calls_before = standin.calls()
     assert len(calls_before) <= IMAGES + 2  # 4 first calls + the SDK's 2 retries of the 429s
     standin.configure(latency_ms=0)
@@ -89,7 +87,7 @@ def test_worker_killed_mid_job_is_taken_over_once_its_lease_expires(
     # No task is sent by hand: the queue's own retries take the job over.
     status = api.wait_for_job(job_id, timeout=60)
     assert status["status"] == "COMPLETED", status
-    completed_at = datetime.now(timezone.utc)
+    completed_at = datetime.now(UTC)
     assert completed_at > dead["lease"]["expires_at"]
 
     names = [f"generated_images/{job_id}/image_{n}.png" for n in range(1, IMAGES + 1)]
@@ -116,7 +114,7 @@ def test_worker_killed_mid_job_is_taken_over_once_its_lease_expires(
 def test_job_left_generating_with_an_expired_lease_is_taken_over(
     api: Any, standin: Any, stack: Stack, jobs: Any
 ) -> None:
-    job = abandoned_job(jobs, datetime.now(timezone.utc) - timedelta(seconds=30), num_images=2, size="512x512")
+    job = abandoned_job(jobs, datetime.now(UTC) - timedelta(seconds=30), num_images=2, size="512x512")
     job_id = job["job_id"]
     response = deliver_task(stack, job_id)
     assert response.status_code == 200, response.text
@@ -133,7 +131,7 @@ def test_job_left_generating_with_an_expired_lease_is_taken_over(
 def test_job_left_generating_with_a_live_lease_is_not_touched(
     api: Any, standin: Any, stack: Stack, jobs: Any
 ) -> None:
-    job = abandoned_job(jobs, datetime.now(timezone.utc) + timedelta(minutes=10))
+    job = abandoned_job(jobs, datetime.now(UTC) + timedelta(minutes=10))
     ref = jobs.document(job["job_id"])
     try:
         before = ref.get().to_dict()

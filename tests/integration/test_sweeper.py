@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -122,7 +122,7 @@ def test_the_sweeper_requeues_a_job_whose_worker_was_killed(api: Any, standin: A
     assert job_id not in sweep(stack)["requeued"]  # its lease lives: not abandoned yet
 
     quiet_at = dead["updated_at"] + timedelta(seconds=QUIET_AFTER + 1)
-    time.sleep(max(0.0, (quiet_at - datetime.now(timezone.utc)).total_seconds()))
+    time.sleep(max(0.0, (quiet_at - datetime.now(UTC)).total_seconds()))
     assert job_id in sweep(stack)["requeued"]  # nobody else would ever deliver it again
     assert api.wait_for_job(job_id, timeout=60)["status"] == "COMPLETED"
     final = ref.get().to_dict()
@@ -131,7 +131,7 @@ def test_the_sweeper_requeues_a_job_whose_worker_was_killed(api: Any, standin: A
 
 
 def test_the_sweeper_fails_a_job_its_attempts_could_not_finish(api: Any, standin: Any, stack: Stack, jobs: Any) -> None:
-    long_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
     job = abandoned_job(jobs, long_ago)
     ref = jobs.document(job["job_id"])
     # Claimed WORKER_MAX_ATTEMPTS times, the last delivery died an hour ago.
@@ -145,7 +145,7 @@ def test_the_sweeper_fails_a_job_its_attempts_could_not_finish(api: Any, standin
 
 
 def test_the_sweeper_fails_a_job_it_already_swept_three_times(api: Any, standin: Any, stack: Stack, jobs: Any) -> None:
-    long_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
     job = abandoned_job(jobs, long_ago)
     jobs.document(job["job_id"]).update({"sweeps": 3, "queued_at": long_ago, "updated_at": long_ago})
     assert job["job_id"] in sweep(stack)["failed"]
@@ -153,7 +153,7 @@ def test_the_sweeper_fails_a_job_it_already_swept_three_times(api: Any, standin:
 
 
 def test_a_job_the_queue_refuses_for_too_long_fails(api: Any, standin: Any, stack: Stack, jobs: Any) -> None:
-    long_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
     job_id = queued_job(jobs, size="512x512")["job_id"]
     jobs.document(job_id).update({"queued_at": None, "created_at": long_ago, "updated_at": long_ago})
     group = stack.pid("tasks")

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ class Target(LoopbackServer):
         target = self
 
         class Handler(QuietHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 status, wait = target._enter(Hit(time.monotonic(), self.path, dict(self.headers.items()), self.body()))
                 try:
                     time.sleep(wait)
@@ -75,7 +75,7 @@ class Target(LoopbackServer):
                 finally:
                     target._leave()
 
-            do_GET = do_POST  # noqa: N815
+            do_GET = do_POST
 
         super().__init__(Handler, name="tasks-target")
 
@@ -143,7 +143,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 
     port, certs_port = free_port(), free_port()
     key = tmp_path_factory.mktemp("tasks-emulator") / "key.pem"
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [sys.executable, "-m", "emulator.cloud_tasks", "--port", str(port), "--certs-port", str(certs_port),
          "--project", PROJECT, "--location", LOCATION, "--queue", "image-jobs", "--queue", "webhook-deliveries",
          "--oidc-key-file", str(key)],
@@ -314,7 +314,7 @@ def test_a_success_ends_the_retries_and_the_task(emulator: Emulator, target: Tar
 def test_schedule_time_is_honoured(emulator: Emulator, target: Target) -> None:
     queue = emulator.queue()
     later, now = target.url(), target.url()
-    eta = datetime.now(timezone.utc) + timedelta(seconds=1.5)
+    eta = datetime.now(UTC) + timedelta(seconds=1.5)
     created = time.monotonic()
     task = emulator.task(queue, later, schedule_time=eta)
     assert task.schedule_time == eta

@@ -10,7 +10,7 @@ import io
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -27,7 +27,7 @@ def _owner() -> str:
 
 
 def _today() -> str:
-    return datetime.now(timezone.utc).date().isoformat()
+    return datetime.now(UTC).date().isoformat()
 
 
 def _keys_cli(stack: Stack, *args: str) -> str:
@@ -79,7 +79,7 @@ def test_usage_days_are_per_owner_and_cover_the_range(api: Any, make_key: Any) -
         api.get(f"/api/images/result/{job_id}", headers=alice).json()["metadata"]["usage"]["cost_usd"]
         for job_id in jobs[:2]
     ]
-    start = (datetime.now(timezone.utc) - timedelta(days=2)).date().isoformat()
+    start = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
     report = api.get("/api/usage", params={"from": start, "to": _today()}, headers=alice).json()
     assert [day["date"] for day in report["days"]][-1] == _today() and len(report["days"]) == 3
     assert [day["jobs"] for day in report["days"]] == [0, 0, 2]
@@ -118,13 +118,12 @@ def test_a_spent_monthly_budget_refuses_new_jobs_with_402(api: Any, stack: Stack
     assert cost > 0.01
     refused = api.post("/api/images/generate", json={"prompt": "encore"}, headers=headers)
     assert refused.status_code == 402
-    next_month = (datetime.now(timezone.utc).date().replace(day=28) + timedelta(days=4)).replace(day=1)
+    next_month = (datetime.now(UTC).date().replace(day=28) + timedelta(days=4)).replace(day=1)
     assert refused.json()["error"] == (
         f"Budget mensuel de cette clé API épuisé ({cost:.4f} USD dépensés sur 0.0100 USD) : "
         f"nouvelles tâches refusées jusqu'au {next_month.isoformat()}"
     )
     from imagegen_client import BudgetExceededError, ImageGenClient
-
     from tests.conftest import API_BASE_URL
 
     with ImageGenClient(API_BASE_URL, key) as client, pytest.raises(BudgetExceededError) as caught:
@@ -140,7 +139,6 @@ def test_the_python_clients_read_the_same_usage(api: Any, make_key: Any) -> None
     import asyncio
 
     from imagegen_client import AsyncImageGenClient, ImageGenClient, UsageResponse
-
     from tests.conftest import API_BASE_URL
 
     headers = make_key(_owner())

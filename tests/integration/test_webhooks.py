@@ -19,15 +19,15 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
 import standardwebhooks
-from imagegen.webhooks import messages
 
 from emulator.stack import HOST, Stack, tcp_answers
+from imagegen.webhooks import messages
 from tests.firestore_events import Version, document_event
 from tests.loopback import Received, Receiver
 from tests.tokens import cloud_tasks_token
@@ -207,7 +207,7 @@ def test_a_live_lease_keeps_a_concurrent_delivery_from_sending(
     url = receiver.url()
     job_id, event_id = f"img_{uuid.uuid4().hex[:16]}", f"msg_{uuid.uuid4().hex[:24]}"
     ref = record_ref(firestore_db, job_id, event_id)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ref.set({
         "event_id": event_id, "event": "completed", "url": url, "payload": '{"job_id":"%s"}' % job_id,
         "state": "sending", "lease_expires_at": now + timedelta(seconds=60), "attempts": 0,
@@ -331,7 +331,7 @@ def trigger_with(stack: Stack) -> Iterator[Any]:
             "--signature-type", "cloudevent", "--host", HOST, "--port", str(port),
         ]  # fmt: skip
         log = open(stack.log_dir / f"webhook_trigger_{name}.log", "wb")  # noqa: SIM115
-        process = subprocess.Popen(  # noqa: S603
+        process = subprocess.Popen(
             argv, cwd=stack.root, env=stack.env | env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()

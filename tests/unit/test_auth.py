@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from imagegen import google_tokens
-from imagegen.api import auth, keys
-from imagegen.api.keys import hash_key, new_key
-from imagegen.api.auth import ANONYMOUS, AuthError, Principal, authenticate
-from imagegen.config import load_settings
 from werkzeug.datastructures import Headers
 
+from imagegen import google_tokens
+from imagegen.api import auth, keys
+from imagegen.api.auth import ANONYMOUS, AuthError, Principal, authenticate
+from imagegen.api.keys import hash_key, new_key
+from imagegen.config import load_settings
 from tests.tokens import CertServer, TokenSigner, firebase_claims
 
 PROJECT = "imagegen-auth-test"

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import imagegen_client
 import pytest
+from pydantic import BaseModel
+
+import imagegen_client
 from imagegen.api.openapi import openapi_document
 from imagegen.webhooks.messages import signature_headers
 from imagegen_client import WebhookVerificationError, verify_webhook
-from pydantic import BaseModel
 
 SCHEMAS = openapi_document()["components"]["schemas"]
 CLIENT_MODELS = {
@@ -49,7 +50,7 @@ BODY = json.dumps(PAYLOAD, ensure_ascii=False, separators=(",", ":"))
 
 
 def _signed(*secrets: str, at: datetime | None = None) -> dict[str, str]:
-    return signature_headers("evt_1", BODY, list(secrets), at or datetime.now(timezone.utc))
+    return signature_headers("evt_1", BODY, list(secrets), at or datetime.now(UTC))
 
 
 @pytest.mark.parametrize(
@@ -85,7 +86,7 @@ def test_verify_webhook_refuses(case: str) -> None:
     elif case == "tampered body":
         body = BODY.replace("terminée", "échouée")
     elif case == "old timestamp":
-        headers = _signed(secret, at=datetime.now(timezone.utc) - timedelta(minutes=10))
+        headers = _signed(secret, at=datetime.now(UTC) - timedelta(minutes=10))
     elif case == "no signature":
         headers.pop("webhook-signature")
     else:

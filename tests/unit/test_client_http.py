@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from imagegen_client import (
     APIConnectionError,
     AsyncImageGenClient,
@@ -18,7 +19,6 @@ from imagegen_client import (
     RateLimitError,
     ServerError,
 )
-
 from tests.loopback import LoopbackServer, QuietHandler
 
 STATUS = {"job_id": "img_abcdefgh", "status": "PENDING", "message": "En attente", "progress": 0,

@@ -7,7 +7,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -42,7 +42,7 @@ CAPTURED_BODY = (
     b"Y3VtZW50cy9pbWFnZV9qb2JzL2ltZ19jYXB0dXJlZDAxEg4KCHByb2dyZXNzEgIQChIXCgZzdGF0dXMSDYoBCkdFTkVSQVRJTkcSDAoGaW1h"
     b"Z2VzEgIyABoLCNKRvNgGEMiW1E4iCwjSkbzYBhDIltROGgA="
 )
-T0 = datetime(2026, 12, 1, 17, 50, 10, 123456, tzinfo=timezone.utc)
+T0 = datetime(2026, 12, 1, 17, 50, 10, 123456, tzinfo=UTC)
 TRIGGER = "image_jobs-written"
 FAST = RetryPolicy(min_backoff=0.05, max_backoff=0.2, window=5.0)
 
@@ -193,7 +193,7 @@ def test_the_emulator_is_answered_before_the_target_is() -> None:
     release = threading.Event()
 
     class Stuck(QuietHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self.body()
             release.wait(10)
             self.reply(200)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from google.genai import errors, types
+
 from imagegen.generation import gemini
 
 

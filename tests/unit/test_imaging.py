@@ -6,10 +6,10 @@ import io
 import itertools
 
 import pytest
-from imagegen.generation import imaging, model_catalog
-from imagegen.models import FORMATS, QUALITIES, SIZES
 from PIL import Image
 
+from imagegen.generation import imaging, model_catalog
+from imagegen.models import FORMATS, QUALITIES, SIZES
 
 FLASH = model_catalog.spec("gemini-3.1-flash-image")
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from pydantic import ValidationError
+
 from imagegen.config import load_settings
 from imagegen.generation import model_catalog
 from imagegen.models import GenerateRequest, validation_messages
-from pydantic import ValidationError
 
 
 @pytest.fixture

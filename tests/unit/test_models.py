@@ -6,6 +6,8 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
+from pydantic import ValidationError
+
 from imagegen.models import (
     FORMATS,
     QUALITIES,
@@ -14,8 +16,6 @@ from imagegen.models import (
     GenerateRequest,
     validation_messages,
 )
-from pydantic import ValidationError
-
 from tests.url_forms import BAD_URLS
 
 
@@ -184,6 +184,7 @@ def test_gs_reference_images_come_from_allowed_buckets(settings_env: pytest.Monk
 
 def test_vertex_reads_gs_reference_images_by_uri() -> None:
     from google.genai import types
+
     from imagegen.generation.gemini import SourceImage, _part
 
     stored = SourceImage(b"jpeg", "image/jpeg", uri="gs://b/a.png", uri_mime_type="image/png")

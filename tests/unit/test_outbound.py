@@ -8,12 +8,13 @@ from pathlib import Path
 
 import httpx2
 import pytest
+
 from imagegen import outbound
 from imagegen.config import load_settings
-
 from tests.loopback import LoopbackServer, QuietHandler
-from tests.url_forms import BAD_URLS, LOCAL_URLS, PUBLIC_URLS
 from tests.tokens import _key_and_cert
+from tests.url_forms import BAD_URLS, LOCAL_URLS, PUBLIC_URLS
+
 
 @pytest.fixture
 def private_allowed(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
@@ -57,7 +58,7 @@ def test_literals_are_read_as_inet_aton_does(host: str, address: str | None) -> 
 class _Echo(QuietHandler):
     """Answers 200 with the Host header it received."""
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.reply(200, self.headers.get("Host", "").encode())
 
 

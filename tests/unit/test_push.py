@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import flask
 import pytest
+
 from imagegen.api import events, long_poll
 from imagegen.results import status_body
 
 APP = flask.Flask(__name__)
-NOW = datetime(2026, 12, 1, 12, 0, 5, 250_000, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 12, 0, 5, 250_000, tzinfo=UTC)
 
 
 def _job(status: str = "GENERATING", **changes: Any) -> dict[str, Any]:

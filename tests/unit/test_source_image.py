@@ -10,11 +10,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from imagegen import outbound
-from imagegen.generation import source_image
-from imagegen.config import load_settings
 from PIL import Image
 
+from imagegen import outbound
+from imagegen.config import load_settings
+from imagegen.generation import source_image
 from tests.loopback import LoopbackServer, QuietHandler
 
 
@@ -34,7 +34,7 @@ def _jpeg() -> bytes:
 class _Handler(QuietHandler):
     routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+    def do_GET(self) -> None:
         if self.path.startswith("/slow-hop/"):  # /slow-hop/<n>: 0.4 s, then a redirect to n-1
             time.sleep(0.4)
             left = int(self.path.rsplit("/", 1)[1])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,7 +17,7 @@ def _sum(timings: dict[str, float]) -> float:
 
 def test_laps_add_up_to_the_total_with_the_queue_wait() -> None:
     timings = JobTimings()
-    timings.queued_since(datetime.now(timezone.utc) - timedelta(seconds=2))
+    timings.queued_since(datetime.now(UTC) - timedelta(seconds=2))
     time.sleep(0.02)
     timings.lap("storage")
     time.sleep(0.01)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import flask
 import pytest
+
 from imagegen.api import router, web
 from imagegen.config import load_settings
 

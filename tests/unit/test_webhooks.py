@@ -10,21 +10,21 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import standardwebhooks
 from cloudevents.http import from_http
 from google.events.cloud.firestore_v1 import DocumentEventData
-from imagegen.webhooks import delivery, messages, signing_secrets, trigger
-from imagegen.config import load_settings
 
+from imagegen.config import load_settings
+from imagegen.webhooks import delivery, messages, signing_secrets, trigger
 from tests.firestore_events import Version, document_event
 from tests.tokens import emulator_oidc
 
 JOB_ID = "img_unittest0001"
-T0 = datetime(2025, 10, 21, 16, 44, 45, tzinfo=timezone.utc)
+T0 = datetime(2025, 10, 21, 16, 44, 45, tzinfo=UTC)
 SEED_IMAGE_KEYS = {"file_path", "url", "description", "format", "size_bytes", "dimensions"}
 SEED_METADATA_KEYS = {
     "model_name", "version", "generation_time_seconds", "input_tokens", "output_size_bytes", "timestamp",
@@ -185,7 +185,7 @@ def test_event_ids_are_deterministic_and_distinct() -> None:
 )
 def test_signature_verifies_with_standardwebhooks(secret: str, receiver_key: str | bytes) -> None:
     body = messages.payload_text({"job_id": JOB_ID, "message": "Génération en cours..."})
-    headers = messages.signature_headers("msg_0123456789abcdef01234567", body, [secret], datetime.now(timezone.utc))
+    headers = messages.signature_headers("msg_0123456789abcdef01234567", body, [secret], datetime.now(UTC))
     assert headers["webhook-signature"].startswith("v1,")
     verified = standardwebhooks.Webhook(receiver_key).verify(body.encode(), headers)
     assert verified["message"] == "Génération en cours..."
@@ -195,7 +195,7 @@ def test_raw_secret_is_not_base64_decoded() -> None:
     """``Webhook("raw string")`` would base64-decode it: raw secrets are bytes keys."""
     secret = "sorami-webhook-secret-key-2025"
     body = "{}"
-    headers = messages.signature_headers("msg_0123456789abcdef01234567", body, [secret], datetime.now(timezone.utc))
+    headers = messages.signature_headers("msg_0123456789abcdef01234567", body, [secret], datetime.now(UTC))
     with pytest.raises(standardwebhooks.WebhookVerificationError):
         standardwebhooks.Webhook(secret).verify(body, headers)
 
@@ -207,7 +207,7 @@ def test_invalid_whsec_secret_is_refused() -> None:
 
 def test_delivery_headers(monkeypatch: pytest.MonkeyPatch) -> None:
     record = {"event_id": "msg_0123456789abcdef01234567", "payload": "{}", "receiver": messages.OPERATOR}
-    at = datetime.now(timezone.utc)
+    at = datetime.now(UTC)
     headers = delivery.delivery_headers(record, load_settings(), at)
     assert "webhook-signature" not in headers and "X-Webhook-Secret" not in headers
     assert headers["webhook-id"] == record["event_id"]
@@ -227,12 +227,12 @@ def test_a_jobs_own_receiver_never_gets_the_operators_secret(monkeypatch: pytest
     configure(monkeypatch, WEBHOOK_SECRET="s3cret", ENVIRONMENT="production")
     for receiver in (messages.JOB, None):
         record = {"event_id": "msg_0123456789abcdef01234567", "payload": "{}", "receiver": receiver}
-        headers = delivery.delivery_headers(record, load_settings(), datetime.now(timezone.utc))
+        headers = delivery.delivery_headers(record, load_settings(), datetime.now(UTC))
         assert "X-Webhook-Secret" not in headers and "webhook-signature" not in headers
 
 
 def test_during_the_grace_period_both_keys_sign() -> None:
-    at = datetime.now(timezone.utc)
+    at = datetime.now(UTC)
     old, new = "whsec_" + "A" * 43 + "=", "whsec_" + "B" * 43 + "="
     rotated = signing_secrets.OwnerSecret(new, at, at, old, at + timedelta(seconds=60))
     assert rotated.signing_secrets(at) == [new, old]

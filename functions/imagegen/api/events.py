@@ -53,7 +53,7 @@ def format_event(version: int, data: str) -> str:
     return f"id: {version}\nevent: status\ndata: {data}\n\n"
 
 
-def last_event_id(request: flask.Request) -> int | None | flask.Response:
+def last_event_id(request: flask.Request) -> int | flask.Response | None:
     """``Last-Event-ID`` (header, else ``?last_event_id=``): an int, None, or the 400 answer."""
     raw = request.headers.get("Last-Event-ID", request.args.get("last_event_id", ""))
     raw = raw.strip()

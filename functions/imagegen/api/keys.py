@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from imagegen.clients import firestore_client
@@ -131,7 +131,7 @@ def create_key(owner: str, name: str, monthly_budget_usd: float | None = None) -
     document: dict[str, Any] = {
         "owner": _check_owner(owner),
         "name": name,
-        "created_at": datetime.now(timezone.utc),
+        "created_at": datetime.now(UTC),
         "disabled": False,
         "key_prefix": key[:_DISPLAY_PREFIX_LENGTH],
     }

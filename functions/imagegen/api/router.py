@@ -22,7 +22,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 
 from imagegen import job_store, job_tasks, storage
-from imagegen.api import auth, docs, events as job_events, long_poll, rate_limit, usage_api, web, webhook_secrets
+from imagegen.api import auth, docs, long_poll, rate_limit, usage_api, web, webhook_secrets
+from imagegen.api import events as job_events
+from imagegen.api.openapi import openapi_document
 from imagegen.config import GeminiBackend, load_settings
 from imagegen.generation.gemini import NOT_CONFIGURED
 from imagegen.http import ascii_int, error_response, is_infrastructure_error, json_response, request_context
@@ -35,7 +37,6 @@ from imagegen.models import (
     JobStatus,
     validation_messages,
 )
-from imagegen.api.openapi import openapi_document
 from imagegen.results import result_body, status_body
 from imagegen.webhooks import signing_secrets
 

@@ -102,7 +102,8 @@ def _static(request: flask.Request, body: bytes, content_type: str, cache: str) 
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     response.add_etag()
-    return response.make_conditional(request)
+    response.make_conditional(request)  # turns it into a 304 in place when the ETag matches
+    return response
 
 
 @functools.cache

@@ -28,6 +28,7 @@ A run handles at most ``BATCH`` jobs of each kind; the next run continues.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -53,7 +54,7 @@ def sweep() -> dict[str, list[str]]:
     now = job_store.utcnow()
     report: dict[str, list[str]] = {"queued": [], "requeued": [], "failed": [], "errors": []}
     for job in job_store.overdue_jobs(now, BATCH):
-        _act(job["job_id"], report, lambda job_id, job=job: _expire(job_id, job, report))
+        _act(job["job_id"], report, functools.partial(_expire, job=job, report=report))
     queue_before = now - timedelta(seconds=settings.sweeper_queue_after_seconds)
     for job in job_store.unqueued_jobs(queue_before, BATCH):
         _act(job["job_id"], report, lambda job_id: _queue(job_id, report))

@@ -34,9 +34,9 @@ from typing import Any
 import flask
 
 from imagegen import job_store, storage, task_auth, usage
+from imagegen.config import load_settings
 from imagegen.generation import gemini, imaging, model_catalog, pricing, reference_images, source_image
 from imagegen.generation.timings import JobTimings
-from imagegen.config import load_settings
 from imagegen.http import error_response, json_response, request_context
 from imagegen.job_store import LeaseLost
 from imagegen.logs import fields, log_context
@@ -354,7 +354,7 @@ def _run_parallel(make: Any, indexes: list[int], timeout: float | None = None) -
     pool.shutdown(wait=False, cancel_futures=True)
     if pending:
         raise _DeadlineExceeded()
-    errors = [f.exception() for f in futures if f.exception() is not None]
+    errors = [error for f in futures if (error := f.exception()) is not None]
     if errors:
         raise errors[0]
 

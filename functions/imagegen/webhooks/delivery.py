@@ -30,12 +30,12 @@ import flask
 import httpx2
 
 from imagegen import outbound, task_auth
-from imagegen.webhooks import messages, signing_secrets
 from imagegen.config import Settings, load_settings
 from imagegen.http import error_response, json_response, request_context
 from imagegen.job_store import run_transaction, utcnow
 from imagegen.logs import fields, log_context
 from imagegen.models import JOB_ID_PATTERN
+from imagegen.webhooks import messages, signing_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -133,21 +133,20 @@ def send(record: dict[str, Any], settings: Settings) -> Attempt:
     started = time.monotonic()
     status_code, error, final = None, None, False
     try:
-        with outbound.client(settings.webhook_timeout_seconds) as client:
-            with client.stream(
-                "POST",
-                record["url"],
-                content=record["payload"].encode(),
-                headers=delivery_headers(record, settings, at),
-            ) as response:
-                status_code = response.status_code
+        with outbound.client(settings.webhook_timeout_seconds) as client, client.stream(
+            "POST",
+            record["url"],
+            content=record["payload"].encode(),
+            headers=delivery_headers(record, settings, at),
+        ) as response:
+            status_code = response.status_code
     except outbound.OutboundError as exc:
         error, final = f"OutboundError: {exc}", not exc.retryable
     except httpx2.InvalidURL as exc:  # httpx2 cannot even build the request: final
         error, final = f"URL invalide : {exc}", True
     except httpx2.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"
-    except Exception as exc:  # noqa: BLE001 (a bad URL or key, a bug: recorded, then retried)
+    except Exception as exc:
         logger.exception("webhook send failed")
         error = f"{type(exc).__name__}: {exc}"
     if status_code is not None and not 200 <= status_code < 300:

@@ -55,7 +55,7 @@ def _new_secret() -> str:
 
 
 def _from(data: dict[str, Any]) -> OwnerSecret:
-    return OwnerSecret(**{name: data.get(name) for name in OwnerSecret.__dataclass_fields__})
+    return OwnerSecret(**{name: data.get(name) for name in OwnerSecret.__dataclass_fields__})  # type: ignore[arg-type]
 
 
 def read(owner: str) -> OwnerSecret | None:

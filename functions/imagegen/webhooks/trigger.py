@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from cloudevents.http import CloudEvent
@@ -34,10 +34,10 @@ from google.protobuf.json_format import ParseError
 from google.protobuf.message import DecodeError
 
 from imagegen import task_queue
-from imagegen.webhooks import messages
 from imagegen.config import Settings, load_settings
 from imagegen.job_store import utcnow
 from imagegen.logs import fields, log_context
+from imagegen.webhooks import messages
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def decode_value(value: Any) -> Any:
     if kind == "array_value":
         return [decode_value(item) for item in value.array_value.values]
     if kind == "timestamp_value":
-        return value.timestamp_value.ToDatetime(tzinfo=timezone.utc)
+        return value.timestamp_value.ToDatetime(tzinfo=UTC)
     return getattr(value, kind)
 
 
@@ -99,7 +99,7 @@ def plan(data: Any, settings: Settings) -> list[Delivery]:
         return []
     job_id = data.value.name.rsplit("/", 1)[-1]
     # The write's own time: every redelivery of this event builds the same payload.
-    at = data.value.update_time.ToDatetime(tzinfo=timezone.utc)
+    at = data.value.update_time.ToDatetime(tzinfo=UTC)
     return [
         Delivery(
             job_id=job_id,
@@ -123,7 +123,7 @@ def schedule(delivery: Delivery, settings: Settings) -> None:
     from google.api_core.exceptions import AlreadyExists
 
     ref = messages.delivery_ref(delivery.job_id, delivery.event_id)
-    record = {
+    record: dict[str, Any] = {
         "event_id": delivery.event_id,
         "event": delivery.event,
         "url": delivery.url,
