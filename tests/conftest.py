@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from emulator.stack import PORTS, Stack, StackError, port_in_use
-from tests.loopback import LoopbackServer, QuietHandler
+from tests.loopback import LoopbackServer, QuietHandler, Receiver
 
 ROOT = Path(__file__).resolve().parents[1]
 API_BASE_URL = f"http://127.0.0.1:{PORTS['api']}"
@@ -302,6 +302,13 @@ class ImageServer(LoopbackServer):
 
         super().__init__(Handler, name="image-server")
         self.photo_url = f"{self.base_url}/photo.jpg"
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    """Loopback webhook receiver, one per test module (``.url()`` gives a fresh path)."""
+    with Receiver() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

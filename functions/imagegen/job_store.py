@@ -453,41 +453,34 @@ def watch_job(job_id: str, on_change: Callable[[Any], None]) -> Any:
 _ACTIVE = [s.value for s in JobStatus if not s.is_terminal]
 
 
-def unqueued_jobs(created_before: datetime, limit: int) -> list[dict[str, Any]]:
-    """PENDING jobs whose task was never created (index ``status, queued_at, created_at``)."""
+def _jobs_where(limit: int, *conditions: tuple[str, str, Any]) -> list[dict[str, Any]]:
+    """Up to ``limit`` jobs matching every ``(field, operator, value)`` condition."""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    query = (
-        _collection()
-        .where(filter=FieldFilter("status", "==", JobStatus.PENDING.value))
-        .where(filter=FieldFilter("queued_at", "==", None))
-        .where(filter=FieldFilter("created_at", "<", created_before))
-    )
+    query = _collection()
+    for field, operator, value in conditions:
+        query = query.where(filter=FieldFilter(field, operator, value))
     return [snapshot.to_dict() for snapshot in query.limit(limit).stream()]
+
+
+def unqueued_jobs(created_before: datetime, limit: int) -> list[dict[str, Any]]:
+    """PENDING jobs whose task was never created (index ``status, queued_at, created_at``)."""
+    return _jobs_where(
+        limit,
+        ("status", "==", JobStatus.PENDING.value),
+        ("queued_at", "==", None),
+        ("created_at", "<", created_before),
+    )
 
 
 def overdue_jobs(now: datetime, limit: int) -> list[dict[str, Any]]:
     """Unfinished jobs whose ``deadline_at`` has passed (index ``status, deadline_at``)."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    query = (
-        _collection()
-        .where(filter=FieldFilter("status", "in", _ACTIVE))
-        .where(filter=FieldFilter("deadline_at", "<", now))
-    )
-    return [snapshot.to_dict() for snapshot in query.limit(limit).stream()]
+    return _jobs_where(limit, ("status", "in", _ACTIVE), ("deadline_at", "<", now))
 
 
 def quiet_jobs(updated_before: datetime, limit: int) -> list[dict[str, Any]]:
     """Unfinished jobs nothing wrote to since ``updated_before`` (index ``status, updated_at``)."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    query = (
-        _collection()
-        .where(filter=FieldFilter("status", "in", _ACTIVE))
-        .where(filter=FieldFilter("updated_at", "<", updated_before))
-    )
-    return [snapshot.to_dict() for snapshot in query.limit(limit).stream()]
+    return _jobs_where(limit, ("status", "in", _ACTIVE), ("updated_at", "<", updated_before))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -85,14 +84,6 @@ def test_seed_out_of_range_is_a_french_400(api: Any) -> None:
 
 # --------------------------------------------------------------------------- typed failures
 
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def _failed_with_webhook(api: Any, receiver: Receiver, prompt: str, **fields: Any) -> tuple[dict, dict]:

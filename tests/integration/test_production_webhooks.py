@@ -28,14 +28,6 @@ OPERATOR_SECRET = "operator-webhook-secret-2025"
 KEYS = {"alice": new_key(), "bob": new_key()}
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    try:
-        yield server
-    finally:
-        server.close()
-
 
 @pytest.fixture(scope="module")
 def operator_url(receiver: Receiver) -> str:

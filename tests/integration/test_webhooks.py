@@ -38,14 +38,6 @@ SEED_FAILED_KEYS = {"job_id", "status", "timestamp", "environment", "error_messa
 SEED_PROGRESS_KEYS = {"job_id", "status", "timestamp", "progress", "message"}
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    try:
-        yield server
-    finally:
-        server.close()
-
 
 @pytest.fixture(scope="module")
 def firestore_db(stack: Stack) -> Iterator[Any]:
