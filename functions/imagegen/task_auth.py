@@ -49,7 +49,9 @@ def verify_task_caller(headers: Any, audience: str) -> None:
 
 
 def refusal(request: flask.Request, audience: str) -> flask.Response | None:
-    """None when Cloud Tasks is calling; otherwise the 401 to answer, logged."""
+    """None when Cloud Tasks (or Cloud Scheduler) is POSTing; otherwise the 405 or 401 to answer."""
+    if request.method != "POST":
+        return error_response(405, "Méthode non autorisée", headers={"Allow": "POST"})
     try:
         verify_task_caller(request.headers, audience=audience)
     except Unauthorized as exc:

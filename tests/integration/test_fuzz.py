@@ -36,6 +36,7 @@ from schemathesis.specs.openapi.checks import (
 
 from emulator.stack import HOST, PORTS, Stack
 from tests.integration.helpers import create_job
+from tests.integration.web_build import web_build  # noqa: F401  (fixture)
 
 FUZZ_CONFIG = f"""
 seed = {int(os.environ.get("FUZZ_SEED", "20261125"))}
@@ -64,7 +65,8 @@ def api_schema(stack: Stack) -> Any:
 
 
 @pytest.fixture(scope="module")
-def fuzz_session(stack: Stack) -> Iterator[requests.Session]:
+def fuzz_session(stack: Stack, web_build: None) -> Iterator[requests.Session]:
+    """The fuzzer's session; the playground bundle is built first (``/playground`` is fuzzed too)."""
     with requests.Session() as session:
         yield session
 

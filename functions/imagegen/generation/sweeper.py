@@ -39,7 +39,7 @@ import flask
 
 from imagegen import job_store, job_tasks, task_auth
 from imagegen.config import load_settings
-from imagegen.http import error_response, json_response, request_context
+from imagegen.http import json_response, request_context
 from imagegen.logs import fields, log_context
 
 logger = logging.getLogger(__name__)
@@ -107,8 +107,6 @@ def _recover(job_id: str, quiet_since: datetime, report: dict[str, list[str]]) -
 def handle(request: flask.Request) -> flask.Response:
     """HTTP entry point: POST from Cloud Scheduler (or the local stack), authenticated like a task."""
     with request_context(request):
-        if request.method != "POST":
-            return error_response(405, "Méthode non autorisée")
         refused = task_auth.refusal(request, audience=load_settings().sweeper_url)
         if refused is not None:
             return refused

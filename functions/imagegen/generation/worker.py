@@ -37,7 +37,7 @@ from imagegen import job_store, storage, task_auth, usage
 from imagegen.config import load_settings
 from imagegen.generation import gemini, imaging, model_catalog, pricing, reference_images, source_image
 from imagegen.generation.timings import JobTimings
-from imagegen.http import error_response, json_response, request_context
+from imagegen.http import json_response, request_context
 from imagegen.job_store import LeaseLost
 from imagegen.logs import fields, log_context
 from imagegen.models import JOB_ID_PATTERN, MAX_SEED, JobStatus
@@ -79,8 +79,6 @@ _RETRY_COUNT = re.compile(r"[0-9]{1,4}")
 def handle(request: flask.Request) -> flask.Response:
     """Authenticate the queue, then run the job named in the task body."""
     with request_context(request):
-        if request.method != "POST":
-            return error_response(405, "Méthode non autorisée")
         refused = task_auth.refusal(request, audience=load_settings().worker_url)
         if refused is not None:
             return refused
