@@ -296,6 +296,9 @@ def _process(
     except _DeadlineExceeded as exc:
         raise deadline.failure() from exc
     except gemini.GeminiError as exc:
+        # A call bounded by the time left can time out a moment before the wait does:
+        # past the deadline, the deadline is the reason, not the model.
+        deadline.check()
         if exc.code == "quota_exhausted":
             raise _RetryLater(exc.message) from exc
         raise _JobFailed.of(exc) from exc
