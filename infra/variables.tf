@@ -253,9 +253,9 @@ variable "worker_cpu" {
 }
 
 variable "worker_memory" {
-  description = "Memory of a worker instance (4 concurrent jobs x up to 4 images of 2K decoded by Pillow)."
+  description = "Memory of a worker instance: 4 concurrent jobs x up to 4 images (ultra: 4K model output, 773 MiB peak for one such job in make bench); 4Gi is the most 1 vCPU allows."
   type        = string
-  default     = "2Gi"
+  default     = "4Gi"
 
   validation {
     condition     = can(regex("^[0-9]+(Mi|Gi)$", var.worker_memory))

@@ -85,7 +85,7 @@ TESTED_RUNTIME = f"python{sys.version_info.major}{sys.version_info.minor}"
 FUNCTIONS = {
     # terraform resource name: (entry point, memory, timeout seconds)
     "api": ("api", "512Mi", 360),
-    "worker": ("worker", "2Gi", 540),
+    "worker": ("worker", "4Gi", 540),
     "webhook_trigger": ("webhook_trigger", "256Mi", 60),
     "webhook_delivery": ("webhook_delivery", "256Mi", 60),
     "sweeper": ("sweeper", "256Mi", 120),
