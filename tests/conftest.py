@@ -62,15 +62,19 @@ def stack() -> Iterator[Stack]:
             " running. Stop it with `make down` (or Ctrl-C in `make run`) and run the tests again.",
             pytrace=False,
         )
-    st = Stack(ROOT, overrides=TEST_OVERRIDES, log_dir=ROOT / ".stack" / "test-logs")
+    yield from running(Stack(ROOT, overrides=TEST_OVERRIDES, log_dir=ROOT / ".stack" / "test-logs"), "the local stack")
+
+
+def running(stack: Stack, what: str) -> Iterator[Stack]:
+    """A stack fixture's body: start ``stack`` (the run fails, naming ``what``, if it cannot), stop it after."""
     try:
-        st.start(timeout=180)
+        stack.start(timeout=180)
     except StackError as err:
-        pytest.fail(f"the local stack did not start: {err}", pytrace=False)
+        pytest.fail(f"{what} did not start: {err}", pytrace=False)
     try:
-        yield st
+        yield stack
     finally:
-        st.stop()
+        stack.stop()
 
 
 @pytest.fixture(scope="session")

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import standardwebhooks
 
-from emulator.stack import PORT_OFFSET, Stack, StackError, port_in_use
+from emulator.stack import PORT_OFFSET, Stack, port_in_use
 from imagegen.api.keys import hash_key, new_key
-from tests.conftest import ROOT, TEST_OVERRIDES, ApiClient
+from tests.conftest import ROOT, TEST_OVERRIDES, ApiClient, running
 from tests.loopback import Received, Receiver
 
 OPERATOR_SECRET = "operator-webhook-secret-2025"
@@ -48,14 +48,7 @@ def production(receiver: Receiver, operator_url: str) -> Iterator[Stack]:
                   port_offset=PORT_OFFSET + 50)  # fmt: skip
     if port_in_use(stack.ports["api"]):
         pytest.fail(f"port {stack.ports['api']} (the production stack's API) is in use", pytrace=False)
-    try:
-        stack.start(timeout=180)
-    except StackError as err:
-        pytest.fail(f"the production stack did not start: {err}", pytrace=False)
-    try:
-        yield stack
-    finally:
-        stack.stop()
+    yield from running(stack, "the production stack")
 
 
 @pytest.fixture
