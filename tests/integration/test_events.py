@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,15 +30,41 @@ def _wait_for_status(stream: requests.Response, status: str) -> tuple[list[Block
     raise AssertionError(f"stream ended before {status}: {[b.data['status'] for b in seen]}")
 
 
-def test_a_job_streams_every_state_in_order_then_ends(api: Any, standin: Any) -> None:
+@contextlib.contextmanager
+def jobs_queue_paused(stack: Stack) -> Iterator[Callable[[], None]]:
+    """The jobs queue paused (tasks wait in it); yields ``resume``, also called on the way out."""
+    import grpc
+    from google.cloud import tasks_v2
+    from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+    with grpc.insecure_channel(stack.urls["tasks"]) as channel:
+        client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+        queue = stack.queues[0]
+        client.pause_queue(name=queue, timeout=10)
+
+        def resume() -> None:
+            client.resume_queue(name=queue, timeout=10)
+
+        try:
+            yield resume
+        finally:
+            resume()
+
+
+def test_a_job_streams_every_state_in_order_then_ends(stack: Stack, api: Any, standin: Any) -> None:
     standin.configure(latency_ms=1500)
-    job_id = create_job(api, num_images=4)
-    with open_stream(job_id) as stream:
-        assert stream.status_code == 200
-        assert stream.headers["Content-Type"].startswith("text/event-stream")
-        assert stream.headers["Cache-Control"] == "no-cache"
-        assert stream.headers["X-Accel-Buffering"] == "no"
-        everything = list(blocks(stream))  # returns only because the server ends the stream
+    # The queue waits until the stream is open, or the worker may claim the job first.
+    with jobs_queue_paused(stack) as resume:
+        job_id = create_job(api, num_images=4)
+        with open_stream(job_id) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["Content-Type"].startswith("text/event-stream")
+            assert stream.headers["Cache-Control"] == "no-cache"
+            assert stream.headers["X-Accel-Buffering"] == "no"
+            reader = blocks(stream)
+            everything = [next(reader), next(reader)]  # retry:, then the job as it is: PENDING
+            resume()
+            everything += list(reader)  # returns only because the server ends the stream
     assert everything[0].fields == {"retry": "2000"}
     received = [block for block in everything if block.fields.get("event") == "status"]
     states = [(block.data["status"], block.data["progress"]) for block in received]
