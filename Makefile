@@ -1,5 +1,5 @@
 # Local development, tests and deployment. Every target works on a fresh clone:
-# `setup` builds the two virtual environments it needs on first use.
+# `setup` builds the three virtual environments it needs on first use.
 #
 #   make run      start the local stack in the foreground (Ctrl-C stops it)
 #   make up       start it in the background; `make down` stops it; `make status`
@@ -16,6 +16,8 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 VENV := .venv
+# What the local stack runs the functions on: the lock and nothing else, as deployed.
+FUNCTIONS_VENV := .venv-functions
 IAC_VENV := .venv-iac
 
 # checkov pins its own dependencies: it gets a virtual environment of its own.
@@ -33,6 +35,7 @@ LOCK := functions/requirements.lock
 
 # A stamp file per environment: rebuilt only when its requirements change.
 VENV_STAMP := $(VENV)/.installed
+FUNCTIONS_STAMP := $(FUNCTIONS_VENV)/.installed
 IAC_STAMP := $(IAC_VENV)/.installed-$(CHECKOV_VERSION)-$(PYTHON_HCL2_VERSION)
 
 .PHONY: help setup web run up down status test lint bench lock check-infra deploy clean
@@ -40,14 +43,28 @@ IAC_STAMP := $(IAC_VENV)/.installed-$(CHECKOV_VERSION)-$(PYTHON_HCL2_VERSION)
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
-setup: $(VENV_STAMP) $(IAC_STAMP)
+setup: $(VENV_STAMP) $(FUNCTIONS_STAMP) $(IAC_STAMP)
+
+# $(call runtime_venv,DIR): DIR exists and runs RUNTIME_PYTHON.
+define runtime_venv
+@test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+@$(1)/bin/python -c 'import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(0 if v == "$(RUNTIME_PYTHON)" else "$(1) runs Python " + v + ", the functions run $(RUNTIME_PYTHON): PYTHON=python$(RUNTIME_PYTHON) make clean setup")'
+endef
 
 $(VENV_STAMP): requirements.txt $(LOCK) clients/python/pyproject.toml
-	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	@$(VENV)/bin/python -c 'import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(0 if v == "$(RUNTIME_PYTHON)" else "$(VENV) runs Python " + v + ", the functions run $(RUNTIME_PYTHON): PYTHON=python$(RUNTIME_PYTHON) make clean setup")'
+	$(call runtime_venv,$(VENV))
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --require-hashes -r $(LOCK)
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements.txt
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e ./clients/python
+	@touch $@
+
+# The lock alone (no dev tools, no client): an import of a package it lacks fails
+# here as it would deployed, and cold starts load what production loads. Built
+# afresh when the lock changes, so that nothing the lock dropped stays installed.
+$(FUNCTIONS_STAMP): $(LOCK)
+	rm -rf $(FUNCTIONS_VENV)
+	$(call runtime_venv,$(FUNCTIONS_VENV))
+	$(FUNCTIONS_VENV)/bin/python -m pip install $(PIP_FLAGS) --require-hashes -r $(LOCK)
 	@touch $@
 
 # Keeps the lock's current pins unless functions/requirements.txt asks otherwise
@@ -120,5 +137,5 @@ deploy:
 
 clean:
 	-@$(MAKE) --no-print-directory down
-	rm -rf $(VENV) $(IAC_VENV) .stack .pytest_cache $(TS_DIR)/node_modules $(TS_DIR)/dist $(OPENAPI_SNAPSHOT) $(WEB_BUNDLE)*
+	rm -rf $(VENV) $(FUNCTIONS_VENV) $(IAC_VENV) .stack .pytest_cache $(TS_DIR)/node_modules $(TS_DIR)/dist $(OPENAPI_SNAPSHOT) $(WEB_BUNDLE)*
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

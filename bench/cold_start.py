@@ -2,7 +2,10 @@
 
 Needs the local stack running (``make up``, or ``STACK_PORT_OFFSET=N make up``): each
 run spawns a fresh functions-framework process, the way an instance scaled up from
-zero starts, against the stack's emulators. Minimum of ``--runs`` runs each:
+zero starts, against the stack's emulators. Every process measured, the entry points
+and the baselines alike, runs from ``.venv-functions`` (the lock alone, as deployed):
+both sides of each ratio load the same interpreter and packages, and none of ``.venv``'s
+dev tools, which libraries import when they find them. Minimum of ``--runs`` runs each:
 
 * a bare functions-framework function (the baseline): process start to its first 200;
 * ``api``: process start to the first 202 on ``POST /api/images/generate``
@@ -38,10 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "functions"))
 
-from emulator.stack import PORTS, Stack, tcp_answers  # noqa: E402
+from emulator.stack import PORTS, Stack, function_argv, functions_bin, tcp_answers  # noqa: E402
 
-FF = str(ROOT / ".venv" / "bin" / "functions-framework")
-PYTHON = str(ROOT / ".venv" / "bin" / "python")
 BARE_SOURCE = '''import functions_framework
 
 
@@ -65,7 +66,7 @@ class _Process:
     """
 
     def __init__(self, source: str, target: str, port: int, env: dict[str, str], importtime: bool) -> None:
-        argv = [FF, "--source", source, "--target", target, "--host", "127.0.0.1", "--port", str(port)]
+        argv = function_argv(ROOT, target, port, source)
         extra = {"PYTHONPROFILEIMPORTTIME": "1"} if importtime else {}
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(
@@ -129,7 +130,7 @@ def import_profile(stderr: str) -> list[tuple[str, float]]:
 
 def bare_import_ms() -> float:
     result = subprocess.run(
-        [PYTHON, "-X", "importtime", "-c", "import functions_framework"],
+        [functions_bin(ROOT, "python"), "-X", "importtime", "-c", "import functions_framework"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )
     return sum(ms for _, ms in import_profile(result.stderr))
@@ -202,6 +203,9 @@ def main() -> None:
     args = parser.parse_args()
     if not tcp_answers(PORTS["firestore"]) or not tcp_answers(PORTS["tasks"]):
         print(f"the local stack is not running on these ports (Firestore {PORTS['firestore']}): `make up` first")
+        return
+    if not Path(functions_bin(ROOT, "functions-framework")).exists():
+        print(f"no {functions_bin(ROOT, 'functions-framework')}: `make setup` first")
         return
     stack = Stack(ROOT)
     env = stack.env

@@ -10,8 +10,10 @@ One ``Stack`` starts, in this order (each phase waits until it is ready):
    the ``document.written`` trigger on the jobs collection, which it delivers to
    the relay; the relay forwards each event to ``webhook_trigger`` as Eventarc
    does in production;
-2. the four functions under functions-framework: ``api`` (9006, the contract's
-   port), ``worker``, ``webhook_trigger`` (CloudEvent) and ``webhook_delivery``.
+2. the functions under functions-framework: ``api`` (9006, the contract's
+   port), ``worker``, ``webhook_trigger`` (CloudEvent), ``webhook_delivery`` and
+   ``sweeper``, from ``.venv-functions`` (``FUNCTIONS_VENV``); the emulators and
+   the relay run from ``.venv``.
 
 Every process runs in its own process group (``start_new_session``), so that
 stopping one also stops what it spawned (gcloud's Java child, gunicorn's
@@ -72,6 +74,11 @@ PORT_OFFSET = int(os.environ.get("STACK_PORT_OFFSET", "0") or 0)
 PORTS: dict[str, int] = {name: port + PORT_OFFSET for name, port in _BASE_PORTS.items()}
 EMULATORS = ("firestore", "storage", "tasks", "gemini_standin", "relay")
 FUNCTIONS = ("api", "worker", "webhook_trigger", "webhook_delivery", "sweeper")
+FUNCTIONS_VENV = ".venv-functions"
+"""The functions' virtual environment (``make setup``): functions/requirements.lock and
+nothing else, as deployed. An import of a package the lock lacks fails here as it would in
+production, and a cold start loads only what production loads (``.venv``'s dev tools and
+the Python client's dependencies would be imported by libraries that look for them)."""
 
 DEFAULT_PROJECT = "imagegen-local"
 DEFAULT_LOCATION = "us-central1"
@@ -181,6 +188,20 @@ def _pid_alive(pid: int) -> bool:
         return stat.rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def functions_bin(root: Path, name: str) -> str:
+    """The executable ``name`` of ``root``'s functions' venv (``FUNCTIONS_VENV``)."""
+    return str(root / FUNCTIONS_VENV / "bin" / name)
+
+
+def function_argv(root: Path, target: str, port: int, source: str = "functions/main.py") -> list[str]:
+    """functions-framework serving ``target`` of ``source`` on loopback ``port``, from the functions' venv."""
+    argv = [functions_bin(root, "functions-framework"), "--source", source, "--target", target,
+            "--host", HOST, "--port", str(port)]  # fmt: skip
+    if target == "webhook_trigger":
+        argv += ["--signature-type", "cloudevent"]
+    return argv
 
 
 # --------------------------------------------------------------------------- the stack
@@ -367,7 +388,6 @@ class Stack:
         from emulator.eventarc_relay import trigger_id
 
         env = self._env
-        ff = self._venv_bin(".venv", "functions-framework")
         gcloud_env = {
             **env,
             "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
@@ -465,19 +485,7 @@ class Stack:
         }
         for name in FUNCTIONS:
             port = self._ports[name]
-            argv = [
-                ff,
-                "--source",
-                "functions/main.py",
-                "--target",
-                name,
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-            ]
-            if name == "webhook_trigger":
-                argv += ["--signature-type", "cloudevent"]
+            argv = function_argv(self.root, name, port)
             if name == "api":
                 ready = self._api_ready
             else:

@@ -6,7 +6,6 @@ import contextlib
 import io
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -16,7 +15,7 @@ from typing import Any
 import requests
 from PIL import Image
 
-from emulator.stack import PORTS, Stack
+from emulator.stack import PORTS, Stack, function_argv
 from tests.tokens import cloud_tasks_token
 
 BUCKET = "imagegen-local-images"
@@ -74,8 +73,7 @@ def side_api(env: dict[str, str]) -> Iterator[str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "functions_framework", "--source", "functions/main.py",
-         "--target", "api", "--host", "127.0.0.1", "--port", str(port)],
+        function_argv(ROOT, "api", port),
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"

@@ -6,11 +6,12 @@ import os
 import socket
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
 
-from emulator.stack import PORTS, Stack, tcp_answers
+from emulator.stack import FUNCTIONS, FUNCTIONS_VENV, PORTS, Stack, tcp_answers
 from tests.tokens import cloud_tasks_token
 
 
@@ -91,6 +92,17 @@ def test_every_function_port_answers(stack: Stack) -> None:
     for name in ("api", "worker", "webhook_trigger", "webhook_delivery"):
         assert stack.is_running(name), name
         assert tcp_answers(stack.ports[name]), name
+
+
+def test_every_function_process_runs_on_the_functions_venv(stack: Stack) -> None:
+    """The interpreter of each running function is the lock-only venv's (its console script's shebang),
+    never ``.venv``'s, whose dev tools would let an import the lock lacks pass here."""
+    interpreter = stack.root / FUNCTIONS_VENV / "bin"
+    for name in FUNCTIONS:
+        pid = stack.pid(name)
+        assert pid is not None, name
+        python, script, *_ = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        assert (Path(python).parent, Path(script)) == (interpreter, interpreter / "functions-framework"), name
 
 
 def test_killed_worker_comes_back_on_restart(stack: Stack) -> None:

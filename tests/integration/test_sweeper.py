@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from emulator.stack import Stack
+from emulator.stack import Stack, functions_bin
 from tests.integration.helpers import (
     ROOT,
     abandoned_job,
@@ -182,7 +182,7 @@ def test_the_sweeper_answers_only_its_scheduler(stack: Stack) -> None:
 
 def test_the_sweeper_runs_by_hand(stack: Stack) -> None:
     done = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "python"), "-m", "imagegen.generation.sweeper"],
+        [functions_bin(ROOT, "python"), "-m", "imagegen.generation.sweeper"],
         cwd=ROOT / "functions", env=stack.env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]

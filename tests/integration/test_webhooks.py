@@ -26,7 +26,7 @@ import pytest
 import requests
 import standardwebhooks
 
-from emulator.stack import HOST, Stack, tcp_answers
+from emulator.stack import HOST, Stack, function_argv, tcp_answers
 from imagegen.webhooks import messages
 from tests.firestore_events import Version, document_event
 from tests.loopback import Received, Receiver
@@ -317,11 +317,7 @@ def trigger_with(stack: Stack) -> Iterator[Any]:
         with socket.socket() as probe:
             probe.bind((HOST, 0))
             port = probe.getsockname()[1]
-        argv = [
-            str(stack.root / ".venv" / "bin" / "functions-framework"),
-            "--source", "functions/main.py", "--target", "webhook_trigger",
-            "--signature-type", "cloudevent", "--host", HOST, "--port", str(port),
-        ]  # fmt: skip
+        argv = function_argv(stack.root, "webhook_trigger", port)
         log = open(stack.log_dir / f"webhook_trigger_{name}.log", "wb")  # noqa: SIM115
         process = subprocess.Popen(
             argv, cwd=stack.root, env=stack.env | env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

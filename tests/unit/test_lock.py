@@ -1,13 +1,20 @@
-"""The functions' hashed lock: it pins what requirements.txt asks, and it is what the tests run on."""
+"""The functions' hashed lock: it pins what requirements.txt asks, it is what the tests run on,
+and the functions' venv holds it and nothing else."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 
+from emulator.stack import functions_bin
+
 ROOT = Path(__file__).resolve().parents[2]
+# What every venv holds, not a dependency of the functions (not deployed).
+_VENV_TOOLS = {"pip", "setuptools"}
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+?)\s*(?:\\)?$")
 
 
@@ -54,4 +61,18 @@ def test_tests_run_on_the_locked_versions_and_the_runtime_python() -> None:
     assert "%d.%d" % sys.version_info[:2] == runtime[1]
     assert f"Python {runtime[1]}" in (ROOT / "functions" / "requirements.txt").read_text()
     installed = {name: metadata.version(name) for name in _pins(ROOT / "functions" / "requirements.lock")}
+    assert installed == _pins(ROOT / "functions" / "requirements.lock")
+
+
+def test_the_functions_venv_holds_the_lock_and_nothing_else() -> None:
+    python = Path(functions_bin(ROOT, "python"))
+    assert python.exists(), f"no {python}: run `make setup`"
+    listing = subprocess.run(
+        [python, "-I", "-c", "import json; from importlib import metadata; "
+         "print(json.dumps([(d.metadata['Name'], d.version) for d in metadata.distributions()]))"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    installed = {_normalise(name): version for name, version in json.loads(listing.stdout)}
+    for tool in _VENV_TOOLS:
+        installed.pop(tool, None)
     assert installed == _pins(ROOT / "functions" / "requirements.lock")
