@@ -20,7 +20,7 @@ Control endpoints, never under the Gemini paths:
   PUT  /_standin/config  {"latency_ms": int, "faults": [{"kind", "match", "times"}],
                           "shut_down_models": [model, ...], "model_latency_ms": {model: int}}
   POST /_standin/reset   -> latency 0, no faults, call log cleared
-  GET  /_standin/calls   -> {"count": n, "calls": [...]}
+  GET  /_standin/calls   -> {"count": n, "calls": [...], "in_flight": n} (calls log when answered)
 Fault kinds: "429", "500", "503", "invalid_key", "not_found" (Google error JSON),
 "safety" (promptFeedback with safetyRatings), "image_safety" (finishReason
 IMAGE_SAFETY with its finishMessage), "no_image" (HTTP 200 without an image).
@@ -316,6 +316,7 @@ class StandinState:
         self._lock = threading.Lock()
         self._config = Config(latency_ms)
         self._calls: list[dict[str, Any]] = []
+        self.in_flight = 0  # generateContent calls received and not answered yet
 
     def configure(self, config: Config) -> None:
         with self._lock:
@@ -351,6 +352,10 @@ class StandinState:
     def record_call(self, call: dict[str, Any]) -> None:
         with self._lock:
             self._calls.append(call)
+
+    def count_in_flight(self, change: int) -> None:
+        with self._lock:
+            self.in_flight += change
 
     def calls(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -760,6 +765,16 @@ def generate_content(
     answer is timed (``render_ms``) and only the remainder slept (``slept_ms``).
     """
     started = time.monotonic()
+    state.count_in_flight(+1)
+    try:
+        return _answer(state, api_version, model, api_key, raw_body, started)
+    finally:
+        state.count_in_flight(-1)
+
+
+def _answer(
+    state: StandinState, api_version: str, model: str, api_key: str, raw_body: bytes, started: float
+) -> tuple[int, dict[str, Any], dict[str, Any]]:
     call: dict[str, Any] = {
         "model": model,
         "prompt": None,
@@ -916,7 +931,7 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, state.config()
         if route == ("GET", "/_standin/calls"):
             calls = state.calls()
-            return 200, {"count": len(calls), "calls": calls}
+            return 200, {"count": len(calls), "calls": calls, "in_flight": state.in_flight}
         raise ApiError(
             404, "NOT_FOUND", f"{self.command} {path} is not served by the local stand-in."
         )

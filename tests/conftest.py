@@ -139,16 +139,16 @@ def api(stack: Stack) -> Iterator[ApiClient]:
 def make_key(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], dict[str, str]]]:
     """Create a real API key in the stack's Firestore; returns the header to send it."""
     from imagegen.api import keys
-    from imagegen.clients import firestore_client
+    from imagegen.clients import database
     from imagegen.config import load_settings
 
     for name in ("FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"):
         monkeypatch.setenv(name, stack.env[name])
     load_settings.cache_clear()
-    firestore_client.cache_clear()
+    database.cache_clear()
     yield lambda owner: {"Authorization": f"Bearer {keys.create_key(owner, 'tests')}"}
     load_settings.cache_clear()
-    firestore_client.cache_clear()
+    database.cache_clear()
 
 
 # --------------------------------------------------------------------------- Gemini stand-in
@@ -187,6 +187,16 @@ class StandinControl:
         resp = self._http.get(f"{self.base_url}/_standin/calls", timeout=10)
         resp.raise_for_status()
         return resp.json()["calls"]
+
+    def wait_until_quiet(self, timeout: float = 15.0) -> None:
+        """Until no call is in flight: a cancelled job's call still lands in the log when answered."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            resp = self._http.get(f"{self.base_url}/_standin/calls", timeout=10)
+            resp.raise_for_status()
+            if not resp.json()["in_flight"]:
+                return
+            time.sleep(0.05)
 
     def close(self) -> None:
         self._http.close()
@@ -253,10 +263,12 @@ def standin(stack: Stack) -> Iterator[StandinControl]:
     """Control of the stack's Gemini stand-in; reset before and after each test.
 
     Before the reset, jobs that earlier tests left running get (up to 15 s) to
-    finish, so that their model calls don't land in this test's call log.
+    finish, and model calls in flight (a cancelled job's) to be answered, so
+    that they don't land in this test's call log.
     """
     control = StandinControl(stack.urls["gemini_standin"])
     wait_for_idle_jobs(stack)
+    control.wait_until_quiet()
     control.reset()
     try:
         yield control

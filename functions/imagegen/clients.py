@@ -19,6 +19,8 @@ from imagegen.config import load_settings
 if TYPE_CHECKING:
     from google.cloud import firestore, storage, tasks_v2  # type: ignore[attr-defined]
 
+    from imagegen.firestore.database import Database
+
 T = TypeVar("T")
 
 
@@ -41,8 +43,27 @@ def shared(factory: Callable[[], T]) -> Callable[[], T]:
     return get
 
 
+_DATASTORE_SCOPE = "https://www.googleapis.com/auth/datastore"
+
+
+@shared
+def database() -> Database:
+    """Firestore over REST (``imagegen.firestore``): the emulator's when ``FIRESTORE_EMULATOR_HOST`` is set."""
+    from imagegen.firestore.database import Database
+    from imagegen.google_api.rest import RestApi
+
+    settings = load_settings()
+    if settings.firestore_emulator_host:
+        # The emulator's "owner" token bypasses security rules, as the SDK's does.
+        api = RestApi(f"http://{settings.firestore_emulator_host}/v1", scopes=(), emulator_token="owner")  # noqa: S106 (not a secret)
+    else:
+        api = RestApi("https://firestore.googleapis.com/v1", scopes=(_DATASTORE_SCOPE,))
+    return Database(api, settings.project)
+
+
 @shared
 def firestore_client() -> firestore.Client:
+    """The official client, for what REST cannot do: the listener of the events stream."""
     from google.cloud import firestore
 
     return firestore.Client(project=load_settings().project)

@@ -191,6 +191,11 @@ class Settings:
         return _env("CLOUD_TASKS_EMULATOR_HOST")
 
     @property
+    def firestore_emulator_host(self) -> str:
+        """``FIRESTORE_EMULATOR_HOST`` (``host:port``), set only locally."""
+        return _env("FIRESTORE_EMULATOR_HOST")
+
+    @property
     def storage_emulator_host(self) -> str:
         """``STORAGE_EMULATOR_HOST`` (``http://host:port``), set only locally."""
         return _env("STORAGE_EMULATOR_HOST")

@@ -40,9 +40,11 @@ class _CachedCerts:
     """
 
     def __init__(self) -> None:
-        from google.auth.transport import requests
+        import httpx2
 
-        self._fetch = requests.Request()
+        from imagegen.google_api.auth import HttpxRequest
+
+        self._fetch = HttpxRequest(httpx2.Client(timeout=10.0))
         self._lock = threading.Lock()
         self._responses: dict[str, tuple[float, Any]] = {}
 

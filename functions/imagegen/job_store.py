@@ -22,29 +22,24 @@ duplicate or late Cloud Tasks delivery can neither run a job twice nor write
 over a finished one. The database runs in optimistic concurrency mode
 (``concurrency_mode = "OPTIMISTIC"`` in infra/firestore.tf): a transaction
 takes no locks, and its commit is ABORTED when a document it read changed
-meanwhile; those are retried by the client, then in rounds spaced by backoff
-(``run_transaction``).
+meanwhile; ``Database.run_transaction`` runs it again after a backoff.
 """
 
 from __future__ import annotations
 
-import random
 import secrets
 import string
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from imagegen.clients import firestore_client
+from imagegen.clients import database, firestore_client
 from imagegen.config import load_settings
+from imagegen.firestore.database import Transaction
+from imagegen.firestore.queries import Query
 from imagegen.models import JOB_ID_PATTERN, JobStatus
 
-T = TypeVar("T")
-_TX_ATTEMPTS = 3
-_TX_ROUNDS = 6
-_TX_BACKOFF = 0.05
 _JOB_TTL = timedelta(days=30)
 _IDEMPOTENCY_COLLECTION = "idempotency_keys"
 _IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -96,31 +91,12 @@ def new_job_id() -> str:
     return "img_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(16))
 
 
-def _collection() -> Any:
-    return firestore_client().collection(load_settings().jobs_collection)
+def _path(job_id: str) -> str:
+    return f"{load_settings().jobs_collection}/{job_id}"
 
 
-def run_transaction(function: Callable[[Any], T]) -> T:
-    """Run a ``@firestore.transactional`` function, backing off between rounds.
-
-    In optimistic mode (production, ``infra/firestore.tf``) reads take no
-    locks and a commit fails with ABORTED when another write touched what the
-    transaction read; an aborted transaction gets no priority on its retry.
-    The client retries at once (``_TX_ATTEMPTS`` per round), which usually
-    wins for our short transactions on one document; under contention, and
-    often on the emulator, those immediate retries can all abort, so rounds
-    are spaced by exponential backoff with jitter.
-    """
-    from google.api_core.exceptions import Aborted
-
-    for round_number in range(_TX_ROUNDS - 1):
-        try:
-            return function(firestore_client().transaction(max_attempts=_TX_ATTEMPTS))
-        except (Aborted, ValueError) as exc:
-            if not (isinstance(exc, Aborted) or isinstance(exc.__cause__, Aborted)):
-                raise
-        time.sleep(_TX_BACKOFF * 2**round_number * (1 + random.random()))
-    return function(firestore_client().transaction(max_attempts=_TX_ATTEMPTS))
+def _jobs() -> Query:
+    return database().query(load_settings().jobs_collection)
 
 
 def new_job(
@@ -160,7 +136,7 @@ def new_job(
 
 def create_job(job: dict[str, Any]) -> None:
     """Write a job built by ``new_job``."""
-    _collection().document(job["job_id"]).create(job)
+    database().create(_path(job["job_id"]), job)
 
 
 def never_queued(job: dict[str, Any]) -> bool:
@@ -170,29 +146,24 @@ def never_queued(job: dict[str, Any]) -> bool:
 
 def mark_queued(job_id: str) -> None:
     """Record that the job's task exists, so the sweeper leaves it alone."""
-    _collection().document(job_id).update({"queued_at": utcnow()})
+    database().update(_path(job_id), {"queued_at": utcnow()})
 
 
 def get_job(job_id: str) -> dict[str, Any] | None:
     """The job document, or None for unknown and malformed ids alike."""
     if not JOB_ID_PATTERN.match(job_id):
         return None
-    snapshot = _collection().document(job_id).get()
-    return snapshot.to_dict() if snapshot.exists else None
+    return database().get(_path(job_id)).data
 
 
 def claim_job(job_id: str, worker_id: str, lease_seconds: int) -> Claim:
     """Take the job's lease unless it is finished or held by a live delivery."""
-    from google.cloud import firestore
+    path = _path(job_id)
 
-    ref = _collection().document(job_id)
-
-    @firestore.transactional
-    def claim(transaction: Any) -> Claim:
-        snapshot = ref.get(transaction=transaction)
-        if not snapshot.exists:
+    def claim(transaction: Transaction) -> Claim:
+        job = transaction.get(path).data
+        if job is None:
             return Claim("missing", {})
-        job = snapshot.to_dict()
         if JobStatus(job["status"]).is_terminal:
             return Claim("finished", job)
         now = utcnow()
@@ -206,10 +177,10 @@ def claim_job(job_id: str, worker_id: str, lease_seconds: int) -> Claim:
         }
         if job["status"] == JobStatus.PENDING.value:
             changes |= _status_fields(JobStatus.INITIALIZING, progress=5)
-        transaction.update(ref, changes)
+        transaction.update(path, changes)
         return Claim("run", job | changes)
 
-    return run_transaction(claim)
+    return database().run_transaction(claim)
 
 
 def _status_fields(status: JobStatus, *, progress: int, message: str = "") -> dict[str, Any]:
@@ -234,14 +205,10 @@ def update_owned(
     when the job was cancelled, finished or taken over, or the lease ran out,
     which is how a worker learns to stop.
     """
-    from google.cloud import firestore
+    path = _path(job_id)
 
-    ref = _collection().document(job_id)
-
-    @firestore.transactional
-    def update(transaction: Any) -> dict[str, Any]:
-        snapshot = ref.get(transaction=transaction)
-        job = snapshot.to_dict() if snapshot.exists else None
+    def update(transaction: Transaction) -> dict[str, Any]:
+        job = transaction.get(path).data
         now = utcnow()
         if (
             job is None
@@ -252,10 +219,10 @@ def update_owned(
         ):
             raise LeaseLost(job_id, job["status"] if job else "")
         full = {**changes, "updated_at": now} | ({"lease": None} if release else {})
-        transaction.update(ref, full)
+        transaction.update(path, full)
         return job | full
 
-    return run_transaction(update)
+    return database().run_transaction(update)
 
 
 def set_status(
@@ -283,24 +250,21 @@ def fail_job(job_id: str, message: str, error_code: str = "internal") -> bool:
     A live holder learns it at its next write (``LeaseLost``). False when the
     job had already ended.
     """
-    from google.cloud import firestore
+    path = _path(job_id)
 
-    ref = _collection().document(job_id)
-
-    @firestore.transactional
-    def fail(transaction: Any) -> bool:
-        snapshot = ref.get(transaction=transaction)
-        if not snapshot.exists or JobStatus(snapshot.get("status")).is_terminal:
+    def fail(transaction: Transaction) -> bool:
+        job = transaction.get(path).data
+        if job is None or JobStatus(job["status"]).is_terminal:
             return False
         transaction.update(
-            ref,
+            path,
             _status_fields(JobStatus.FAILED, progress=100)
             | {"errors": [message], "error_code": error_code, "updated_at": utcnow(), "lease": None}
-            | _unbilled(snapshot.to_dict()),
+            | _unbilled(job),
         )
         return True
 
-    return run_transaction(fail)
+    return database().run_transaction(fail)
 
 
 def release_lease(job_id: str, worker_id: str) -> None:
@@ -333,23 +297,17 @@ def create_job_once(
     Returns the job and whether it was created now. Keys live 24 h
     (``expires_at``, a Firestore TTL field); an expired key is reusable.
     """
-    from google.cloud import firestore
+    key_path = f"{_IDEMPOTENCY_COLLECTION}/{key}"
 
-    client = firestore_client()
-    key_ref = client.collection(_IDEMPOTENCY_COLLECTION).document(key)
-    job_ref = _collection().document(job["job_id"])
-
-    @firestore.transactional
-    def create(transaction: Any) -> tuple[dict[str, Any], bool]:
-        snapshot = key_ref.get(transaction=transaction)
-        record = snapshot.to_dict() if snapshot.exists else None
+    def create(transaction: Transaction) -> tuple[dict[str, Any], bool]:
+        record = transaction.get(key_path).data
         if record and record["expires_at"] > utcnow():
             if record["request_hash"] != request_hash:
                 raise IdempotencyConflict(key)
-            existing = job_ref.parent.document(record["job_id"]).get(transaction=transaction)
-            return existing.to_dict(), False
+            existing = transaction.get(_path(record["job_id"])).data
+            return existing or {}, False
         transaction.set(
-            key_ref,
+            key_path,
             {
                 "job_id": job["job_id"],
                 "owner": job["owner"],
@@ -358,24 +316,20 @@ def create_job_once(
                 "expires_at": job["created_at"] + _IDEMPOTENCY_TTL,
             },
         )
-        transaction.create(job_ref, job)
+        transaction.create(_path(job["job_id"]), job)
         return job, True
 
-    return run_transaction(create)
+    return database().run_transaction(create)
 
 
 def cancel_job(job_id: str, owner: str) -> dict[str, Any] | None:
     """Cancel the owner's unfinished job; None when it is not theirs or does not exist."""
-    from google.cloud import firestore
-
     if not JOB_ID_PATTERN.match(job_id):
         return None
-    ref = _collection().document(job_id)
+    path = _path(job_id)
 
-    @firestore.transactional
-    def cancel(transaction: Any) -> dict[str, Any] | None:
-        snapshot = ref.get(transaction=transaction)
-        job = snapshot.to_dict() if snapshot.exists else None
+    def cancel(transaction: Transaction) -> dict[str, Any] | None:
+        job = transaction.get(path).data
         if job is None or job["owner"] != owner:
             return None
         if JobStatus(job["status"]).is_terminal:
@@ -386,10 +340,10 @@ def cancel_job(job_id: str, owner: str) -> dict[str, Any] | None:
             "lease": None,
             "updated_at": utcnow(),
         }
-        transaction.update(ref, changes)
+        transaction.update(path, changes)
         return job | changes
 
-    return run_transaction(cancel)
+    return database().run_transaction(cancel)
 
 
 def list_jobs(
@@ -400,40 +354,31 @@ def list_jobs(
     Paging starts after the cursor job's snapshot, so Firestore orders ties by
     document id itself and the ``owner, created_at desc`` index suffices.
     """
-    from google.cloud import firestore
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    query = _collection().where(filter=FieldFilter("owner", "==", owner))
+    query = _jobs().where("owner", "==", owner)
     if status:
-        query = query.where(filter=FieldFilter("status", "==", status))
-    query = query.order_by("created_at", direction=firestore.Query.DESCENDING)
+        query = query.where("status", "==", status)
+    query = query.order_by("created_at", "DESCENDING")
     if after is not None:
-        cursor = _collection().document(after).get() if JOB_ID_PATTERN.match(after) else None
-        if cursor is None or not cursor.exists or cursor.get("owner") != owner:
+        cursor = database().get(_path(after)) if JOB_ID_PATTERN.match(after) else None
+        if cursor is None or cursor.data is None or cursor.data.get("owner") != owner:
             return None
-        query = query.start_after(cursor)
-    return [snapshot.to_dict() for snapshot in query.limit(limit).stream()]
+        query = query.start_after(database().name(cursor.path), cursor.data)
+    return [snapshot.data for snapshot in database().run(query.limit(limit)) if snapshot.data is not None]
 
 
-def _created_since(owner: str, since: datetime) -> Any:
+def _created_since(owner: str, since: datetime) -> Query:
     """Query: the jobs ``owner`` created after ``since`` (index ``owner, created_at``)."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    return (
-        _collection()
-        .where(filter=FieldFilter("owner", "==", owner))
-        .where(filter=FieldFilter("created_at", ">", since))
-    )
+    return _jobs().where("owner", "==", owner).where("created_at", ">", since)
 
 
 def count_created_since(owner: str, since: datetime) -> int:
     """How many jobs ``owner`` created after ``since`` (one aggregation, no document reads)."""
-    return int(_created_since(owner, since).count().get()[0][0].value)
+    return int(database().aggregate(_created_since(owner, since), {"jobs": ("count", None)})["jobs"])
 
 
 def oldest_created_since(owner: str, since: datetime) -> datetime | None:
     query = _created_since(owner, since).order_by("created_at").limit(1)
-    return next((snapshot.get("created_at") for snapshot in query.stream()), None)
+    return next((snapshot.data["created_at"] for snapshot in database().run(query) if snapshot.data), None)
 
 
 def watch_job(job_id: str, on_change: Callable[[Any], None]) -> Any:
@@ -447,7 +392,8 @@ def watch_job(job_id: str, on_change: Callable[[Any], None]) -> Any:
     def deliver(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
         on_change(snapshots[0] if snapshots else None)
 
-    return _collection().document(job_id).on_snapshot(deliver)
+    jobs = firestore_client().collection(load_settings().jobs_collection)
+    return jobs.document(job_id).on_snapshot(deliver)
 
 
 _ACTIVE = [s.value for s in JobStatus if not s.is_terminal]
@@ -455,12 +401,10 @@ _ACTIVE = [s.value for s in JobStatus if not s.is_terminal]
 
 def _jobs_where(limit: int, *conditions: tuple[str, str, Any]) -> list[dict[str, Any]]:
     """Up to ``limit`` jobs matching every ``(field, operator, value)`` condition."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    query = _collection()
+    query = _jobs()
     for field, operator, value in conditions:
-        query = query.where(filter=FieldFilter(field, operator, value))
-    return [snapshot.to_dict() for snapshot in query.limit(limit).stream()]
+        query = query.where(field, operator, value)
+    return [snapshot.data for snapshot in database().run(query.limit(limit)) if snapshot.data is not None]
 
 
 def unqueued_jobs(created_before: datetime, limit: int) -> list[dict[str, Any]]:
@@ -502,14 +446,10 @@ def recover_quiet(
     ``max_attempts`` times, or swept ``max_sweeps`` times already, fails;
     otherwise its sweep count goes up and the caller queues it again.
     """
-    from google.cloud import firestore
+    path = _path(job_id)
 
-    ref = _collection().document(job_id)
-
-    @firestore.transactional
-    def recover(transaction: Any) -> Recovery:
-        snapshot = ref.get(transaction=transaction)
-        job = snapshot.to_dict() if snapshot.exists else None
+    def recover(transaction: Transaction) -> Recovery:
+        job = transaction.get(path).data
         now = utcnow()
         if (
             job is None
@@ -531,7 +471,7 @@ def recover_quiet(
             } | _unbilled(job)
         else:
             changes = {"sweeps": recovery.sweeps}
-        transaction.update(ref, changes | {"lease": None, "updated_at": now})
+        transaction.update(path, changes | {"lease": None, "updated_at": now})
         return recovery
 
-    return run_transaction(recover)
+    return database().run_transaction(recover)

@@ -18,10 +18,14 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imagegen.clients import firestore_client
+from imagegen.clients import database
 from imagegen.config import load_settings
+
+if TYPE_CHECKING:
+    from imagegen.firestore.database import Aggregation
+    from imagegen.firestore.queries import Query
 
 COMPLETED_DAY = "completed_day"
 API_KEY = "api_key"
@@ -42,33 +46,26 @@ def completion_fields(job_usage: dict[str, Any], now: datetime) -> dict[str, Any
     }
 
 
-def _jobs() -> Any:
-    return firestore_client().collection(load_settings().jobs_collection)
+def _jobs() -> Query:
+    return database().query(load_settings().jobs_collection)
 
 
-def _aggregate(query: Any) -> dict[str, Any]:
+def _aggregate(query: Query) -> dict[str, Any]:
     """count and the sums of ``query``: two round trips (Firestore allows 5 aggregations per query)."""
-    count_and_cost = query.count(alias="jobs").sum(_SUMS["images"], alias="images")
-    count_and_cost = count_and_cost.sum(_SUMS["cost_usd"], alias="cost_usd")
-    tokens = query
-    for key in ("input_tokens", "output_tokens", "thinking_tokens"):
-        tokens = tokens.sum(_SUMS[key], alias=key)
-    values = {
-        result.alias: result.value
-        for aggregation in (count_and_cost, tokens)
-        for result in aggregation.get()[0]
+    count_and_cost: dict[str, Aggregation] = {
+        "jobs": ("count", None), "images": ("sum", _SUMS["images"]), "cost_usd": ("sum", _SUMS["cost_usd"])
     }
+    tokens: dict[str, Aggregation] = {
+        key: ("sum", _SUMS[key]) for key in ("input_tokens", "output_tokens", "thinking_tokens")
+    }
+    values = database().aggregate(query, count_and_cost) | database().aggregate(query, tokens)
     totals = {key: int(values.get(key) or 0) for key in ("jobs", *_SUMS) if key != "cost_usd"}
     return totals | {"cost_usd": round(float(values.get("cost_usd") or 0), 6)}
 
 
 def day_totals(owner: str, day: date) -> dict[str, Any]:
     """The owner's jobs completed on ``day`` (UTC): count, images, tokens, cost."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    query = _jobs().where(filter=FieldFilter("owner", "==", owner)).where(
-        filter=FieldFilter(COMPLETED_DAY, "==", day.isoformat())
-    )
+    query = _jobs().where("owner", "==", owner).where(COMPLETED_DAY, "==", day.isoformat())
     return {"date": day.isoformat()} | _aggregate(query)
 
 
@@ -80,10 +77,5 @@ def daily_totals(owner: str, days: list[date]) -> list[dict[str, Any]]:
 
 def month_spent(key_hash: str, today: date) -> float:
     """USD the key's jobs cost since the first of ``today``'s month (UTC)."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    query = _jobs().where(filter=FieldFilter(API_KEY, "==", key_hash)).where(
-        filter=FieldFilter(COMPLETED_DAY, ">=", today.replace(day=1).isoformat())
-    )
-    (results,) = query.sum("usage_cost_usd", alias="cost").get()
-    return float(results[0].value or 0)
+    query = _jobs().where(API_KEY, "==", key_hash).where(COMPLETED_DAY, ">=", today.replace(day=1).isoformat())
+    return float(database().aggregate(query, {"cost": ("sum", "usage_cost_usd")})["cost"] or 0)

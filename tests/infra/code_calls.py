@@ -27,6 +27,7 @@ FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 
 # Reaching one of these nodes is the operation (the client is built only for it).
 CLIENT_NODES = {
+    "imagegen.clients:database": "firestore",
     "imagegen.clients:firestore_client": "firestore",
 }
 

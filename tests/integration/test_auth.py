@@ -17,7 +17,7 @@ from emulator.stack import Stack
 from imagegen.api import keys
 from imagegen.api.auth import AuthError, Principal, authenticate
 from imagegen.api.keys import hash_key, lookup
-from imagegen.clients import firestore_client
+from imagegen.clients import database, firestore_client
 from imagegen.config import load_settings
 from tests.conftest import ROOT
 
@@ -25,6 +25,7 @@ from tests.conftest import ROOT
 def _fresh_clients() -> None:
     load_settings.cache_clear()
     firestore_client.cache_clear()
+    database.cache_clear()
 
 
 @pytest.fixture

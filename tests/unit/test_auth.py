@@ -45,7 +45,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in _ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(keys, "_owners", keys._TtlCache(60, 16))
-    monkeypatch.setattr(keys, "_collection", _no_firestore)
+    monkeypatch.setattr(keys, "database", _no_firestore)
     load_settings.cache_clear()
     yield
     load_settings.cache_clear()

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from imagegen.clients import firestore_client
+from imagegen.clients import database
 from imagegen.config import load_settings
 
 KEY_PREFIX = "igk_"
@@ -115,8 +115,8 @@ def parse_key_hashes(value: str) -> dict[str, str]:
     return owners
 
 
-def _collection() -> Any:
-    return firestore_client().collection(load_settings().api_keys_collection)
+def _path(key_hash: str) -> str:
+    return f"{load_settings().api_keys_collection}/{key_hash}"
 
 
 def _check_budget(budget: float | None) -> float | None:
@@ -138,14 +138,13 @@ def create_key(owner: str, name: str, monthly_budget_usd: float | None = None) -
     budget = _check_budget(monthly_budget_usd)
     if budget is not None:
         document["monthly_budget_usd"] = budget
-    _collection().document(hash_key(key)).create(document)
+    database().create(_path(hash_key(key)), document)
     return key
 
 
 def monthly_budget(key_hash: str) -> float | None:
     """The key's monthly budget in USD, None without one (or for ``API_KEY_HASHES`` keys)."""
-    snapshot = _collection().document(key_hash).get(field_paths=["monthly_budget_usd"])
-    value = snapshot.to_dict().get("monthly_budget_usd") if snapshot.exists else None
+    value = (database().get(_path(key_hash)).data or {}).get("monthly_budget_usd")
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
@@ -157,8 +156,7 @@ def lookup(key: str) -> str | None:
     owner = parse_key_hashes(load_settings().api_key_hashes).get(key_hash) or _owners.get(key_hash)
     if owner:
         return owner
-    snapshot = _collection().document(key_hash).get()
-    document = snapshot.to_dict() if snapshot.exists else None
+    document = database().get(_path(key_hash)).data
     if not document or document.get("disabled", False):
         return None
     _owners.put(key_hash, document["owner"])
@@ -167,7 +165,8 @@ def lookup(key: str) -> str | None:
 
 def list_keys() -> list[dict[str, Any]]:
     """Every key document (with its ``hash``), oldest first."""
-    keys = [snapshot.to_dict() | {"hash": snapshot.id} for snapshot in _collection().stream()]
+    query = database().query(load_settings().api_keys_collection)
+    keys = [(snapshot.data or {}) | {"hash": snapshot.id} for snapshot in database().run(query)]
     return sorted(keys, key=lambda doc: doc["created_at"])
 
 
@@ -183,33 +182,32 @@ def disable_key(key_hash_or_prefix: str) -> str:
 
 def set_budget(key_hash_or_prefix: str, monthly_budget_usd: float) -> str:
     """Set (0: remove) the key's monthly budget; returns the hash (``LookupError`` as ``disable_key``)."""
-    from google.cloud import firestore
+    from imagegen.firestore.values import DELETE
 
     budget = _check_budget(monthly_budget_usd)
-    value = firestore.DELETE_FIELD if budget is None else budget
+    value = DELETE if budget is None else budget
     return _update_key(key_hash_or_prefix, {"monthly_budget_usd": value})
 
 
 def _update_key(key_hash_or_prefix: str, changes: dict[str, Any]) -> str:
     """Apply ``changes`` to the key named by its hash or its ``key_prefix``; its hash."""
-    from google.api_core.exceptions import NotFound
-    from google.cloud.firestore import FieldFilter
+    from imagegen.google_api.errors import NotFound
 
     ident = key_hash_or_prefix.strip()
     if _HASH_PATTERN.match(ident.lower()):
-        ref = _collection().document(ident.lower())
+        key_hash = ident.lower()
     else:
-        query = _collection().where(filter=FieldFilter("key_prefix", "==", ident)).limit(2)
-        matches = [snapshot.reference for snapshot in query.stream()]
+        query = database().query(load_settings().api_keys_collection).where("key_prefix", "==", ident).limit(2)
+        matches = [snapshot.id for snapshot in database().run(query)]
         if len(matches) != 1:
             found = "no key" if not matches else "several keys"
             raise LookupError(f"{found} with prefix {ident!r}; give the full hash")
-        ref = matches[0]
+        key_hash = matches[0]
     try:
-        ref.update(changes)
+        database().update(_path(key_hash), changes)
     except NotFound:
         raise LookupError(f"no key with hash {ident!r}") from None
-    return ref.id
+    return key_hash
 
 
 def _target() -> str:

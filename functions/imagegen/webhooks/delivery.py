@@ -24,18 +24,22 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import flask
 import httpx2
 
 from imagegen import outbound, task_auth
+from imagegen.clients import database
 from imagegen.config import Settings, load_settings
 from imagegen.http import error_response, json_response, request_context
-from imagegen.job_store import run_transaction, utcnow
+from imagegen.job_store import utcnow
 from imagegen.logs import fields, log_context
 from imagegen.models import JOB_ID_PATTERN
 from imagegen.webhooks import messages, signing_secrets
+
+if TYPE_CHECKING:
+    from imagegen.firestore.database import Transaction
 
 logger = logging.getLogger(__name__)
 
@@ -70,25 +74,21 @@ def lease_seconds(settings: Settings) -> int:
     return 3 * settings.webhook_timeout_seconds + 5
 
 
-def take_lease(ref: Any, token: str, settings: Settings) -> Lease:
-    from google.cloud import firestore
-
-    @firestore.transactional
-    def take(transaction: Any) -> Lease:
-        snapshot = ref.get(transaction=transaction)
-        if not snapshot.exists:
+def take_lease(path: str, token: str, settings: Settings) -> Lease:
+    def take(transaction: Transaction) -> Lease:
+        record = transaction.get(path).data
+        if record is None:
             return Lease("missing", {})
-        record = snapshot.to_dict()
         now = utcnow()
         if record["state"] in FINAL_STATES:
             return Lease("done", record)
         if record["state"] == "sending" and record["lease_expires_at"] > now:
             return Lease("busy", record)
         expires = now + timedelta(seconds=lease_seconds(settings))
-        transaction.update(ref, {"state": "sending", "lease_token": token, "lease_expires_at": expires})
+        transaction.update(path, {"state": "sending", "lease_token": token, "lease_expires_at": expires})
         return Lease("send", record)
 
-    return run_transaction(take)
+    return database().run_transaction(take)
 
 
 def outcome_state(status_code: int | None) -> State:
@@ -156,14 +156,13 @@ def send(record: dict[str, Any], settings: Settings) -> Attempt:
     return Attempt(at, status_code, error and error[:500], state, duration_ms)
 
 
-def record_attempt(ref: Any, token: str, attempt: Attempt, retry_count: str) -> None:
+def record_attempt(path: str, token: str, attempt: Attempt, retry_count: str) -> None:
     """Count the attempt; set the state only while this request holds the lease
     (a takeover after expiry owns it then), except that delivered always sticks."""
-    from google.cloud import firestore
-
-    @firestore.transactional
-    def record(transaction: Any) -> None:
-        current = ref.get(transaction=transaction).to_dict()
+    def record(transaction: Transaction) -> None:
+        current = transaction.get(path).data
+        if current is None:  # the job and its records expired meanwhile (TTL)
+            return
         entry = {
             "at": attempt.at,
             "status_code": attempt.status_code,
@@ -185,16 +184,16 @@ def record_attempt(ref: Any, token: str, attempt: Attempt, retry_count: str) -> 
             changes |= {"state": attempt.state, "lease_token": None, "lease_expires_at": None}
             if attempt.state == "delivered":
                 changes["delivered_at"] = attempt.at
-        transaction.update(ref, changes)
+        transaction.update(path, changes)
 
-    run_transaction(record)
+    database().run_transaction(record)
 
 
 def deliver(job_id: str, event_id: str, retry_count: str) -> flask.Response:
     settings = load_settings()
-    ref = messages.delivery_ref(job_id, event_id)
+    path = messages.delivery_path(job_id, event_id)
     token = secrets.token_hex(8)
-    lease = take_lease(ref, token, settings)
+    lease = take_lease(path, token, settings)
     context = {"event_id": event_id, "task_retry_count": retry_count}
     if lease.outcome == "missing":
         logger.error("webhook delivery record not found", **fields(**context))
@@ -207,7 +206,7 @@ def deliver(job_id: str, event_id: str, retry_count: str) -> flask.Response:
         return error_response(409, "Webhook en cours d'envoi par une autre tâche")
 
     attempt = send(lease.record, settings)
-    record_attempt(ref, token, attempt, retry_count)
+    record_attempt(path, token, attempt, retry_count)
     log = fields(
         **context,
         event=lease.record["event"],

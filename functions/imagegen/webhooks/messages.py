@@ -37,7 +37,6 @@ from typing import Any
 
 from standardwebhooks import Webhook
 
-from imagegen.clients import firestore_client
 from imagegen.config import Settings, load_settings
 from imagegen.models import JobStatus
 from imagegen.results import iso, result_images, result_metadata
@@ -178,7 +177,6 @@ def signature_headers(event_id: str, body: str, keys: list[str], at: datetime) -
     return headers
 
 
-def delivery_ref(job_id: str, event_id: str) -> Any:
-    """``{JOBS_COLLECTION}/{job_id}/webhook_deliveries/{event_id}``."""
-    jobs = firestore_client().collection(load_settings().jobs_collection)
-    return jobs.document(job_id).collection(DELIVERIES_COLLECTION).document(event_id)
+def delivery_path(job_id: str, event_id: str) -> str:
+    """``{JOBS_COLLECTION}/{job_id}/webhook_deliveries/{event_id}``: one event's delivery record."""
+    return f"{load_settings().jobs_collection}/{job_id}/{DELIVERIES_COLLECTION}/{event_id}"

@@ -24,10 +24,13 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imagegen.clients import firestore_client
-from imagegen.job_store import run_transaction, utcnow
+from imagegen.clients import database
+from imagegen.job_store import utcnow
+
+if TYPE_CHECKING:
+    from imagegen.firestore.database import Transaction
 
 COLLECTION = "webhook_secrets"
 
@@ -46,8 +49,8 @@ class OwnerSecret:
         return [self.secret, self.previous_secret] if keep_previous else [self.secret]  # type: ignore[list-item]
 
 
-def _ref(owner: str) -> Any:
-    return firestore_client().collection(COLLECTION).document(hashlib.sha256(owner.encode()).hexdigest())
+def _path(owner: str) -> str:
+    return f"{COLLECTION}/{hashlib.sha256(owner.encode()).hexdigest()}"
 
 
 def _new_secret() -> str:
@@ -60,20 +63,20 @@ def _from(data: dict[str, Any]) -> OwnerSecret:
 
 def read(owner: str) -> OwnerSecret | None:
     """The owner's secret, or None if it was never created (``webhook_delivery``: read only)."""
-    snapshot = _ref(owner).get()
-    return _from(snapshot.to_dict()) if snapshot.exists else None
+    data = database().get(_path(owner)).data
+    return _from(data) if data is not None else None
 
 
 def ensure(owner: str) -> OwnerSecret:
     """The owner's secret, created on first use (concurrent first uses agree on one)."""
-    from google.api_core.exceptions import AlreadyExists
+    from imagegen.google_api.errors import AlreadyExists
 
     found = read(owner)
     if found is not None:
         return found
     created = OwnerSecret(secret=_new_secret(), created_at=utcnow())
     try:
-        _ref(owner).create(created.__dict__)
+        database().create(_path(owner), created.__dict__)
     except AlreadyExists:
         return read(owner) or created
     return created
@@ -81,15 +84,12 @@ def ensure(owner: str) -> OwnerSecret:
 
 def rotate(owner: str, grace_seconds: int) -> OwnerSecret:
     """A new current secret; the previous one still signs for ``grace_seconds``."""
-    from google.cloud import firestore
+    path = _path(owner)
 
-    ref = _ref(owner)
-
-    @firestore.transactional
-    def swap(transaction: Any) -> OwnerSecret:
-        snapshot = ref.get(transaction=transaction)
+    def swap(transaction: Transaction) -> OwnerSecret:
+        data = transaction.get(path).data
         now = utcnow()
-        current = _from(snapshot.to_dict()) if snapshot.exists else None
+        current = _from(data) if data is not None else None
         rotated = OwnerSecret(
             secret=_new_secret(),
             created_at=current.created_at if current else now,
@@ -97,7 +97,7 @@ def rotate(owner: str, grace_seconds: int) -> OwnerSecret:
             previous_secret=current.secret if current else None,
             previous_expires_at=now + timedelta(seconds=grace_seconds) if current else None,
         )
-        transaction.set(ref, rotated.__dict__)
+        transaction.set(path, rotated.__dict__)
         return rotated
 
-    return run_transaction(swap)
+    return database().run_transaction(swap)

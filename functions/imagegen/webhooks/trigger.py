@@ -34,6 +34,7 @@ from google.protobuf.json_format import ParseError
 from google.protobuf.message import DecodeError
 
 from imagegen import task_queue
+from imagegen.clients import database
 from imagegen.config import Settings, load_settings
 from imagegen.job_store import utcnow
 from imagegen.logs import fields, log_context
@@ -120,9 +121,9 @@ def plan(data: Any, settings: Settings) -> list[Delivery]:
 
 def schedule(delivery: Delivery, settings: Settings) -> None:
     """Create the delivery record once, then make sure its task is queued."""
-    from google.api_core.exceptions import AlreadyExists
+    from imagegen.google_api.errors import AlreadyExists
 
-    ref = messages.delivery_ref(delivery.job_id, delivery.event_id)
+    path = messages.delivery_path(delivery.job_id, delivery.event_id)
     record: dict[str, Any] = {
         "event_id": delivery.event_id,
         "event": delivery.event,
@@ -143,9 +144,9 @@ def schedule(delivery: Delivery, settings: Settings) -> None:
     }
     log = fields(event=delivery.event, event_id=delivery.event_id)
     try:
-        ref.create(record)
+        database().create(path, record)
     except AlreadyExists:
-        if (ref.get().to_dict() or {}).get("task_enqueued"):
+        if (database().get(path).data or {}).get("task_enqueued"):
             logger.info("webhook already scheduled", **log)
             return
         logger.warning("webhook record without task: enqueuing again", **log)
@@ -155,7 +156,7 @@ def schedule(delivery: Delivery, settings: Settings) -> None:
         {"job_id": delivery.job_id, "event_id": delivery.event_id},
         task_id=delivery.event_id,
     )
-    ref.update({"task_enqueued": True})
+    database().update(path, {"task_enqueued": True})
     logger.info("webhook scheduled", **log)
 
 
