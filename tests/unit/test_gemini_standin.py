@@ -335,7 +335,7 @@ def test_calls_log_counts_model_calls(server: StandinServer, client: genai.Clien
     }
     assert (log["calls"][1]["prompt"], log["calls"][1]["status"]) == ("second", 400)
     control(server, "POST", "/_standin/reset")
-    assert control(server, "GET", "/_standin/calls")[1] == {"count": 0, "calls": []}
+    assert control(server, "GET", "/_standin/calls")[1] == {"count": 0, "calls": [], "in_flight": 0}
 
 
 def test_latency_applies_to_successes_and_faults(
