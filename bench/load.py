@@ -221,8 +221,9 @@ def _queue_rate() -> str:
     from google.cloud import tasks_v2
     from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
-    env = Stack(ROOT).env
-    channel = grpc.insecure_channel(env["CLOUD_TASKS_EMULATOR_HOST"])
+    stack = Stack(ROOT)
+    env = stack.env
+    channel = grpc.insecure_channel(stack.urls["tasks"])  # gRPC (CLOUD_TASKS_EMULATOR_HOST is the REST API)
     client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
     name = client.queue_path(env["GOOGLE_CLOUD_PROJECT"], env["TASKS_LOCATION"], env["TASKS_QUEUE"])
     try:

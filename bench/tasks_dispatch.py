@@ -93,10 +93,10 @@ def main() -> None:
     from google.cloud import tasks_v2
     from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
-    port, certs = free_port(), free_port()
+    port, rest, certs = free_port(), free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
         emulator = subprocess.Popen(
-            [sys.executable, "-m", "emulator.cloud_tasks", "--port", str(port), "--certs-port", str(certs),
+            [sys.executable, "-m", "emulator.cloud_tasks", "--port", str(port), "--rest-port", str(rest), "--certs-port", str(certs),
              "--project", "bench", "--location", "here", "--oidc-key-file", f"{tmp}/key.pem"],
             cwd=ROOT, stdout=subprocess.DEVNULL,
         )  # fmt: skip

@@ -3,7 +3,8 @@
 One ``Stack`` starts, in this order (each phase waits until it is ready):
 
 1. the emulators: Firestore (the emulator jar gcloud ships), Cloud Storage (gcp-storage-emulator),
-   Cloud Tasks (``emulator.cloud_tasks``: queues from ``infra/``, OIDC tokens
+   Cloud Tasks (``emulator.cloud_tasks``: gRPC on the ``tasks`` port, the REST
+   API the functions call on ``tasks_http``, queues from ``infra/``, OIDC tokens
    whose certificates it serves on the ``tasks_oidc`` port), the Gemini
    stand-in (``emulator.gemini_standin``) and the Eventarc relay
    (``emulator.eventarc_relay``). Firestore is ready once it answers and holds
@@ -66,6 +67,7 @@ _BASE_PORTS: dict[str, int] = {
     "sweeper": 9014,
     "relay": 9015,
     "tasks_oidc": 9016,
+    "tasks_http": 9017,
 }
 # STACK_PORT_OFFSET moves the whole stack (API 9006 + offset, ...) so that two
 # stacks can run side by side on one machine (parallel development checkouts);
@@ -272,7 +274,7 @@ class Stack:
             "GOOGLE_CLOUD_PROJECT": DEFAULT_PROJECT,
             "FIRESTORE_EMULATOR_HOST": f"{HOST}:{self._ports['firestore']}",
             "STORAGE_EMULATOR_HOST": f"http://{HOST}:{self._ports['storage']}",
-            "CLOUD_TASKS_EMULATOR_HOST": f"{HOST}:{self._ports['tasks']}",
+            "CLOUD_TASKS_EMULATOR_HOST": f"{HOST}:{self._ports['tasks_http']}",  # the REST API
             "TASKS_LOCATION": DEFAULT_LOCATION,
             "TASKS_QUEUE": DEFAULT_JOBS_QUEUE,
             "WEBHOOK_TASKS_QUEUE": DEFAULT_WEBHOOK_QUEUE,
@@ -347,7 +349,8 @@ class Stack:
 
     @property
     def urls(self) -> dict[str, str]:
-        """Base URL of every service (the Tasks emulator speaks gRPC: host:port)."""
+        """Base URL of every service; ``tasks`` is the Tasks emulator's gRPC ``host:port``
+        (``tasks_http`` its REST API, the one the functions call)."""
         urls = {name: f"http://{HOST}:{port}" for name, port in self._ports.items()}
         urls["tasks"] = f"{HOST}:{self._ports['tasks']}"
         urls["health"] = f"{urls['api']}/health"
@@ -402,6 +405,8 @@ class Stack:
             HOST,
             "--port",
             str(self._ports["tasks"]),
+            "--rest-port",
+            str(self._ports["tasks_http"]),
             "--certs-port",
             str(self._ports["tasks_oidc"]),
             "--project",
@@ -446,7 +451,9 @@ class Stack:
                 "tasks",
                 tasks_argv,
                 self._ports["tasks"],
-                lambda: tcp_answers(self._ports["tasks"]) and http_get(env["OIDC_CERTS_URL"])[0] == 200,
+                lambda: tcp_answers(self._ports["tasks"])
+                and tcp_answers(self._ports["tasks_http"])
+                and http_get(env["OIDC_CERTS_URL"])[0] == 200,
                 env,
             ),
             "relay": _Service(
@@ -760,8 +767,9 @@ class Stack:
             f"sweeper:          {u['sweeper']}  (POST with an OIDC token for TASKS_SERVICE_ACCOUNT: one sweep)",
             f"Firestore:        {u['firestore']}  (FIRESTORE_EMULATOR_HOST={self._env['FIRESTORE_EMULATOR_HOST']})",
             f"Storage:          {u['storage']}/{self.bucket}/OBJECT",
-            f"Cloud Tasks:      {u['tasks']} (gRPC; queues {', '.join(q.rsplit('/', 1)[1] for q in self.queues)};"
-            f" OIDC certificates {self._env['OIDC_CERTS_URL']})",
+            f"Cloud Tasks:      {u['tasks_http']} (REST, CLOUD_TASKS_EMULATOR_HOST), {u['tasks']} (gRPC);"
+            f" queues {', '.join(q.rsplit('/', 1)[1] for q in self.queues)};"
+            f" OIDC certificates {self._env['OIDC_CERTS_URL']}",
             f"Gemini stand-in:  {u['gemini_standin']}/_standin/health",
             f"Eventarc relay:   {u['relay']}/_relay/stats (Firestore events -> webhook_trigger)",
             f"Gemini backend:   {backend}",

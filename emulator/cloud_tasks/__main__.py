@@ -1,4 +1,4 @@
-"""``python -m emulator.cloud_tasks``: the gRPC API, its queues from ``infra/``, and the OIDC certificates.
+"""``python -m emulator.cloud_tasks``: the gRPC and REST APIs, the queues from ``infra/``, the OIDC certificates.
 
 Only loopback addresses are accepted for ``--host``: the emulator has no
 authentication of its own and mints tokens the task targets trust.
@@ -15,7 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
-from emulator.cloud_tasks import config, oidc, service
+from emulator.cloud_tasks import config, oidc, rest, service
 from emulator.cloud_tasks.queues import Emulator
 
 log = logging.getLogger("emulator.cloud_tasks")
@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emulator.cloud_tasks", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True, help="gRPC port")
+    parser.add_argument("--rest-port", type=int, required=True, help="HTTP port of the REST API (JSON)")
     parser.add_argument("--certs-port", type=int, required=True, help=f"HTTP port of {oidc.CERTS_PATH}")
     parser.add_argument("--project", required=True)
     parser.add_argument("--location", required=True)
@@ -46,11 +47,13 @@ def main(argv: list[str] | None = None) -> int:
             emulator.create_queue(f"{parent}/queues/{name}", settings)
             log.info("queue %s: %s", name, settings)
     server = service.serve(emulator, args.host, args.port)
-    certs = oidc.CertsServer(args.host, args.certs_port, minter)
+    rest_server = rest.RestServer(args.host, args.rest_port, service.CloudTasksService(emulator))
+    rest_server.serve_in_background()
+    certs = oidc.CertsServer(args.host, args.certs_port, minter)  # last: once it answers, all do
     certs.serve_in_background()
     log.info(
-        "Cloud Tasks emulator on %s:%d (gRPC), OIDC certificates on http://%s:%d%s",
-        args.host, args.port, args.host, args.certs_port, oidc.CERTS_PATH,
+        "Cloud Tasks emulator on %s:%d (gRPC) and http://%s:%d (REST), OIDC certificates on http://%s:%d%s",
+        args.host, args.port, args.host, args.rest_port, args.host, args.certs_port, oidc.CERTS_PATH,
     )  # fmt: skip
 
     stop = threading.Event()
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     server.stop(grace=1).wait()
+    rest_server.shutdown()
     certs.shutdown()
     emulator.close()
     return 0

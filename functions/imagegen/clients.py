@@ -2,9 +2,7 @@
 
 Nothing here runs at import time: a function instance scaled up from zero
 pays only for the clients its first request really needs. The SDKs pick the
-emulators up from ``FIRESTORE_EMULATOR_HOST`` and ``STORAGE_EMULATOR_HOST``;
-Cloud Tasks has no such variable, so ``CLOUD_TASKS_EMULATOR_HOST`` is wired
-here by hand.
+emulators up from ``FIRESTORE_EMULATOR_HOST`` and ``STORAGE_EMULATOR_HOST``.
 """
 
 from __future__ import annotations
@@ -17,9 +15,10 @@ from typing import TYPE_CHECKING, TypeVar
 from imagegen.config import load_settings
 
 if TYPE_CHECKING:
-    from google.cloud import firestore, storage, tasks_v2  # type: ignore[attr-defined]
+    from google.cloud import firestore, storage  # type: ignore[attr-defined]
 
     from imagegen.firestore.database import Database
+    from imagegen.google_api.rest import RestApi
 
 T = TypeVar("T")
 
@@ -44,6 +43,7 @@ def shared(factory: Callable[[], T]) -> Callable[[], T]:
 
 
 _DATASTORE_SCOPE = "https://www.googleapis.com/auth/datastore"
+_CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 
 @shared
@@ -59,6 +59,17 @@ def database() -> Database:
     else:
         api = RestApi("https://firestore.googleapis.com/v1", scopes=(_DATASTORE_SCOPE,))
     return Database(api, settings.project)
+
+
+@shared
+def tasks_api() -> RestApi:
+    """Cloud Tasks v2 over REST (``task_queue``): the emulator's when ``CLOUD_TASKS_EMULATOR_HOST`` is set."""
+    from imagegen.google_api.rest import RestApi
+
+    host = load_settings().tasks_emulator_host
+    if host:  # the emulator takes no credentials
+        return RestApi(f"http://{host}", scopes=(), emulator_token="")
+    return RestApi("https://cloudtasks.googleapis.com", scopes=(_CLOUD_PLATFORM_SCOPE,))
 
 
 @shared
@@ -80,16 +91,3 @@ def storage_client() -> storage.Client:
         return storage.Client(project=settings.project, credentials=AnonymousCredentials())
     return storage.Client(project=settings.project)
 
-
-@shared
-def tasks_client() -> tasks_v2.CloudTasksClient:
-    from google.cloud import tasks_v2
-
-    host = load_settings().tasks_emulator_host
-    if not host:
-        return tasks_v2.CloudTasksClient()
-    import grpc
-    from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
-
-    channel = grpc.insecure_channel(host)
-    return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))

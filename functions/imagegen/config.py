@@ -187,7 +187,7 @@ class Settings:
 
     @property
     def tasks_emulator_host(self) -> str:
-        """``CLOUD_TASKS_EMULATOR_HOST`` (``host:port``), set only locally."""
+        """``CLOUD_TASKS_EMULATOR_HOST`` (``host:port`` of the emulator's REST front), set only locally."""
         return _env("CLOUD_TASKS_EMULATOR_HOST")
 
     @property

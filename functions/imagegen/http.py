@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,21 +47,34 @@ def ascii_int(raw: str | None, max_digits: int = 18) -> int | None:
     return int(raw)
 
 
+# (module, class) of the errors that mean a dependency failed. Only the modules
+# already imported are looked at: an exception of a module never imported cannot
+# exist, and importing grpc or google.api_core just to check would cost a cold start.
+_INFRASTRUCTURE_ERRORS = (
+    ("google.api_core.exceptions", "GoogleAPIError"),
+    ("grpc", "RpcError"),
+    ("google.auth.exceptions", "TransportError"),
+    ("httpx2", "TransportError"),
+    ("imagegen.google_api.errors", "ApiError"),
+)
+
+
 def is_infrastructure_error(exc: BaseException) -> bool:
     """True for a failure of something the service depends on (answer 503, retry later).
 
-    Google API errors (``RetryError`` included), gRPC and transport errors,
-    and ``OSError``: refused connections, timeouts, and the errors of the
+    Google API errors (``RetryError`` included, and the REST calls'
+    ``google_api.errors.ApiError``), gRPC and transport errors, and
+    ``OSError``: refused connections, timeouts, and the errors of the
     ``requests`` transport the Storage client uses (``RequestException`` is
     an ``OSError``). Anything else is a bug: 500.
     """
-    import grpc
-    import httpx2
-    from google.api_core.exceptions import GoogleAPIError
-    from google.auth.exceptions import TransportError
-
-    infrastructure = (GoogleAPIError, grpc.RpcError, TransportError, httpx2.TransportError, OSError)
-    return isinstance(exc, infrastructure)
+    if isinstance(exc, OSError):
+        return True
+    for module_name, class_name in _INFRASTRUCTURE_ERRORS:
+        cls = getattr(sys.modules.get(module_name), class_name, None)
+        if isinstance(cls, type) and isinstance(exc, cls):
+            return True
+    return False
 
 
 @contextlib.contextmanager

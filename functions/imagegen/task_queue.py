@@ -1,20 +1,22 @@
-"""Cloud Tasks: enqueue one HTTP task per unit of work.
+"""Cloud Tasks: enqueue one HTTP task per unit of work, through the v2 REST API.
 
 Tasks are named after the work they carry (a job id, a webhook event id), so
 Cloud Tasks itself refuses a second task for the same work: ``AlreadyExists``
-means the work is already queued and counts as success.
+means the work is already queued and counts as success, and a named create
+is safe to send again after a transient error.
 
 Task targets are authenticated with an OIDC token minted by Cloud Tasks for
 ``TASKS_SERVICE_ACCOUNT`` (audience = target URL), in production and against
-the local emulator alike.
+the local emulator alike (its REST front at ``CLOUD_TASKS_EMULATOR_HOST``).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
-from imagegen.clients import tasks_client
+from imagegen.clients import tasks_api
 from imagegen.config import load_settings
 from imagegen.logs import TRACE_HEADER, current_trace
 
@@ -23,41 +25,33 @@ class QueueUnavailable(Exception):
     """The task could not be enqueued; the caller decides what to tell its client."""
 
 
+def create_task(parent: str, task: dict[str, Any]) -> None:
+    """``projects.locations.queues.tasks.create`` (``cloudtasks.tasks.create`` on the queue)."""
+    tasks_api().call("POST", f"/v2/{parent}/tasks", {"task": task}, idempotent=True)
+
+
 def enqueue_json(queue: str, url: str, payload: dict[str, Any], task_id: str) -> None:
     """Queue a POST of ``payload`` as JSON to ``url``, at most once per ``task_id``."""
-    from google.api_core import exceptions, retry
-    from google.cloud import tasks_v2
+    import httpx2
+
+    from imagegen.google_api import errors
 
     settings = load_settings()
-    client = tasks_client()
-    parent = client.queue_path(settings.project, settings.tasks_location, queue)
+    parent = f"projects/{settings.project}/locations/{settings.tasks_location}/queues/{queue}"
     headers = {"Content-Type": "application/json"}
     if current_trace():
         headers[TRACE_HEADER] = current_trace()
     http_request: dict[str, Any] = {
-        "http_method": tasks_v2.HttpMethod.POST,
         "url": url,
+        "httpMethod": "POST",
         "headers": headers,
-        "body": json.dumps(payload).encode(),
+        "body": base64.b64encode(json.dumps(payload).encode()).decode(),
     }
     if settings.tasks_service_account:
-        http_request["oidc_token"] = {
-            "service_account_email": settings.tasks_service_account,
-            "audience": url,
-        }
-    task = {"name": f"{parent}/tasks/{task_id}", "http_request": http_request}
+        http_request["oidcToken"] = {"serviceAccountEmail": settings.tasks_service_account, "audience": url}
     try:
-        # Named tasks make CreateTask idempotent, so transient errors are safe to retry.
-        transient = retry.Retry(
-            initial=0.2,
-            maximum=2.0,
-            timeout=15.0,
-            predicate=retry.if_exception_type(
-                exceptions.ServiceUnavailable, exceptions.DeadlineExceeded
-            ),
-        )
-        client.create_task(parent=parent, task=task, retry=transient, timeout=10.0)  # type: ignore[arg-type]
-    except exceptions.AlreadyExists:
+        create_task(parent, {"name": f"{parent}/tasks/{task_id}", "httpRequest": http_request})
+    except errors.AlreadyExists:
         return
-    except exceptions.GoogleAPIError as exc:  # RetryError (retries ran out) included
+    except (errors.ApiError, httpx2.TransportError) as exc:  # transient ones already retried
         raise QueueUnavailable(str(exc)) from exc

@@ -25,10 +25,12 @@ from pathlib import Path
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 
-# Reaching one of these nodes is the operation (the client is built only for it).
+# Reaching one of these nodes is the operation: a client built only for it, or
+# the function that makes the REST call.
 CLIENT_NODES = {
     "imagegen.clients:database": "firestore",
     "imagegen.clients:firestore_client": "firestore",
+    "imagegen.task_queue:create_task": "tasks.create",
 }
 
 # Method names specific enough to mean one Google API operation wherever called.

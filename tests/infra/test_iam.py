@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.infra import hcl
-from tests.infra.code_calls import OPERATIONS, call_graph
+from tests.infra.code_calls import CLIENT_NODES, OPERATIONS, call_graph
 from tests.infra.iam_table import CALLS, ROLE_PERMISSIONS, Call
 
 # Operations that the Terraform, not the code, shows: checked against it below.
@@ -143,6 +143,11 @@ def _deployed_functions() -> dict[str, str]:
         name: hcl.attr(hcl.blocks(body, "build_config")[0], "entry_point")
         for name, body in hcl.functions().items()
     }
+
+
+def test_client_nodes_name_code_that_exists() -> None:
+    missing = set(CLIENT_NODES) - set(call_graph().nodes)
+    assert not missing, f"CLIENT_NODES (tests/infra/code_calls.py) names {sorted(missing)}: not in functions/"
 
 
 def test_table_is_well_formed() -> None:

@@ -26,7 +26,7 @@ def test_functions_get_the_stack_environment(stack: Stack) -> None:
     env = stack.env
     assert env["FIRESTORE_EMULATOR_HOST"] == f"127.0.0.1:{PORTS['firestore']}"
     assert env["STORAGE_EMULATOR_HOST"] == f"http://127.0.0.1:{PORTS['storage']}"
-    assert env["CLOUD_TASKS_EMULATOR_HOST"] == f"127.0.0.1:{PORTS['tasks']}"
+    assert env["CLOUD_TASKS_EMULATOR_HOST"] == f"127.0.0.1:{PORTS['tasks_http']}"  # the REST API
     assert env["TASKS_SERVICE_ACCOUNT"].endswith(".iam.gserviceaccount.com")
     assert env["OIDC_CERTS_URL"] == f"http://127.0.0.1:{PORTS['tasks_oidc']}/oauth2/v1/certs"
     assert "TASKS_SHARED_SECRET" not in env

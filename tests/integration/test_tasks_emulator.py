@@ -2,12 +2,15 @@
 
 One emulator process for the module, started by its real command line on
 ephemeral loopback ports, driven through the google-cloud-tasks GAPIC client
-(the wire API the functions use); each test creates its own queue with the
-settings it needs and points its tasks at a loopback ``Target``.
+(gRPC), and through its REST API (the one the functions call) at the end;
+each test creates its own queue with the settings it needs and points its
+tasks at a loopback ``Target``.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import statistics
 import subprocess
@@ -114,7 +117,9 @@ class Target(LoopbackServer):
 @dataclass
 class Emulator:
     client: Any
-    ports: tuple[int, int]
+    ports: tuple[int, int, int]
+    """gRPC, REST, certificates."""
+    rest_url: str
     certs_url: str
     process: subprocess.Popen[bytes]
 
@@ -141,10 +146,11 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     from google.cloud import tasks_v2
     from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
-    port, certs_port = free_port(), free_port()
+    port, rest_port, certs_port = free_port(), free_port(), free_port()
     key = tmp_path_factory.mktemp("tasks-emulator") / "key.pem"
     process = subprocess.Popen(
-        [sys.executable, "-m", "emulator.cloud_tasks", "--port", str(port), "--certs-port", str(certs_port),
+        [sys.executable, "-m", "emulator.cloud_tasks", "--port", str(port), "--rest-port", str(rest_port),
+         "--certs-port", str(certs_port),
          "--project", PROJECT, "--location", LOCATION, "--queue", "image-jobs", "--queue", "webhook-deliveries",
          "--oidc-key-file", str(key)],
         cwd=ROOT,
@@ -161,7 +167,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
         client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
-        yield Emulator(client, (port, certs_port), certs_url, process)
+        yield Emulator(client, (port, rest_port, certs_port), f"http://127.0.0.1:{rest_port}", certs_url, process)
     finally:
         channel.close()
         process.terminate()
@@ -200,7 +206,7 @@ def test_the_stack_queues_have_infra_settings_and_listen_on_loopback_only(emulat
     listening = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True, check=True).stdout
     # gRPC listens on an IPv6 socket bound to the IPv4-mapped loopback address.
     local = [line.split()[3].replace("[::ffff:127.0.0.1]", "127.0.0.1") for line in listening.splitlines()]
-    for port in emulator.ports:  # gRPC and certificates
+    for port in emulator.ports:  # gRPC, REST and certificates
         assert [a for a in local if a.rsplit(":", 1)[1] == str(port)] == [f"127.0.0.1:{port}"]
 
 
@@ -444,3 +450,120 @@ def test_pause_list_get_resume_and_purge(emulator: Emulator, target: Target) -> 
     emulator.client.resume_queue(name=purged, timeout=10)
     time.sleep(0.3)
     assert len(target.of(url)) == 3
+
+
+# --------------------------------------------------------------------------- the REST API
+
+
+def rest_task(queue: str, url: str, name: str, **http: Any) -> dict[str, Any]:
+    """A CreateTask body in the REST API's JSON (camelCase, base64 bytes)."""
+    return {"task": {"name": f"{queue}/tasks/{name}", "httpRequest": {"url": url, "httpMethod": "POST", **http}}}
+
+
+def assert_error(response: requests.Response, code: int, status: str) -> None:
+    """Google's JSON error shape, with the canonical HTTP status of ``status``."""
+    assert response.status_code == code, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    error = response.json()["error"]
+    assert (error["code"], error["status"]) == (code, status) and error["message"], error
+
+
+def test_the_rest_api_creates_tasks_the_grpc_api_sees(emulator: Emulator, target: Target) -> None:
+    from google.auth.transport.requests import Request
+    from google.oauth2 import id_token
+
+    queue, url = emulator.queue(), target.url()
+    oidc = {"serviceAccountEmail": ACCOUNT, "audience": "https://worker"}
+    body = base64.b64encode(b'{"job_id": "7"}').decode()
+    with requests.Session() as session:  # one kept-alive HTTP/1.1 connection
+        created = session.post(
+            f"{emulator.rest_url}/v2/{queue}/tasks",
+            json=rest_task(queue, url, "rest-7", headers={"Content-Type": "application/json"}, body=body, oidcToken=oidc),
+            timeout=10,
+        )
+        assert created.status_code == 200, created.text
+        task = created.json()
+        assert (task["name"], task["view"], task["dispatchDeadline"]) == (f"{queue}/tasks/rest-7", "BASIC", "600s")
+        assert "body" not in task["httpRequest"]  # BASIC, as Cloud Tasks answers a create
+        (hit,) = target.wait(url, 1)
+        assert hit.body == b'{"job_id": "7"}' and hit.headers["Content-Type"] == "application/json"
+        assert hit.headers["X-CloudTasks-TaskName"] == "rest-7"
+        token = hit.headers["Authorization"].removeprefix("Bearer ")
+        claims = id_token.verify_token(token, Request(), audience="https://worker", certs_url=emulator.certs_url)
+        assert claims["email"] == ACCOUNT
+
+        again = session.post(f"{emulator.rest_url}/v2/{queue}/tasks", json=rest_task(queue, url, "rest-7"), timeout=10)
+        assert_error(again, 409, "ALREADY_EXISTS")  # the name is taken for an hour after the task ran
+        emulator.task(queue, target.url(), name="by-grpc")
+        clash = session.post(f"{emulator.rest_url}/v2/{queue}/tasks", json=rest_task(queue, url, "by-grpc"), timeout=10)
+        assert_error(clash, 409, "ALREADY_EXISTS")  # one set of names behind both APIs
+
+        paused = emulator.queue()
+        emulator.client.pause_queue(name=paused, timeout=10)
+        session.post(f"{emulator.rest_url}/v2/{paused}/tasks", json=rest_task(paused, url, "kept", body=body), timeout=10)
+        full = session.get(f"{emulator.rest_url}/v2/{paused}/tasks/kept", params={"responseView": "FULL"}, timeout=10)
+        assert full.status_code == 200 and base64.b64decode(full.json()["httpRequest"]["body"]) == b'{"job_id": "7"}'
+        assert emulator.client.get_task(name=f"{paused}/tasks/kept", timeout=10).http_request.url == url
+
+
+def test_the_rest_api_answers_errors_as_google_does(emulator: Emulator, target: Target) -> None:
+    queue, url = emulator.queue(), target.url()
+    create = f"{emulator.rest_url}/v2/{queue}/tasks"
+    for bad in (b"{not json", b"[]", b'{"task": {"nmae": "x"}}', b'{"task": {"httpRequest": {"httpMethod": "BREW"}}}'):
+        assert_error(requests.post(create, data=bad, timeout=10), 400, "INVALID_ARGUMENT")
+    assert_error(requests.post(create, json=rest_task(queue, url, "not/valid"), timeout=10), 400, "INVALID_ARGUMENT")
+    assert_error(requests.post(create, json=rest_task(queue, "ftp://127.0.0.1/", "ftp"), timeout=10), 400, "INVALID_ARGUMENT")
+    nowhere = f"{PARENT}/queues/nope"
+    assert_error(requests.post(f"{emulator.rest_url}/v2/{nowhere}/tasks", json=rest_task(nowhere, url, "t"), timeout=10), 404, "NOT_FOUND")
+    assert_error(requests.get(f"{create}/never-created", timeout=10), 404, "NOT_FOUND")
+    assert_error(requests.delete(f"{create}/never-created", timeout=10), 404, "NOT_FOUND")  # no such route
+    assert target.of(url) == []
+
+
+def test_a_create_whose_client_hung_up_is_not_run(emulator: Emulator, target: Target) -> None:
+    import signal
+
+    queue, url = emulator.queue(), target.url()
+    body = json.dumps(rest_task(queue, url, "given-up")).encode()
+    request = (f"POST /v2/{queue}/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
+    emulator.process.send_signal(signal.SIGSTOP)  # as the stack's tests freeze it: the request waits
+    try:
+        with socket.create_connection(("127.0.0.1", emulator.ports[1])) as client:
+            client.sendall(request)  # ...and its client gives up before the emulator reads it
+    finally:
+        emulator.process.send_signal(signal.SIGCONT)
+    kept = requests.post(f"{emulator.rest_url}/v2/{queue}/tasks", json=rest_task(queue, url, "waited"), timeout=10)
+    assert kept.status_code == 200, kept.text
+    target.wait(url, 1)
+    time.sleep(0.3)
+    assert [hit.headers["X-CloudTasks-TaskName"] for hit in target.of(url)] == ["waited"]
+    emulator.task(queue, target.url(), name="given-up")  # never created: the name is free
+
+
+def test_the_functions_enqueue_through_the_rest_api(
+    emulator: Emulator, target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imagegen import task_queue
+    from imagegen.clients import tasks_api
+    from imagegen.config import load_settings
+
+    for name, value in {"CLOUD_TASKS_EMULATOR_HOST": emulator.rest_url.removeprefix("http://"),
+                        "GOOGLE_CLOUD_PROJECT": PROJECT, "TASKS_LOCATION": LOCATION,
+                        "TASKS_SERVICE_ACCOUNT": ACCOUNT}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    load_settings.cache_clear()
+    tasks_api.cache_clear()  # type: ignore[attr-defined]
+    try:
+        queue, url = emulator.queue().rsplit("/", 1)[1], target.url()
+        task_queue.enqueue_json(queue, url, {"job_id": "j1"}, task_id="j1")
+        task_queue.enqueue_json(queue, url, {"job_id": "j1"}, task_id="j1")  # ALREADY_EXISTS: queued already
+        (hit,) = target.wait(url, 1)
+        assert hit.body == b'{"job_id": "j1"}' and hit.headers["Authorization"].startswith("Bearer ")
+        with pytest.raises(task_queue.QueueUnavailable, match="NOT_FOUND"):
+            task_queue.enqueue_json("nope", url, {"job_id": "j2"}, task_id="j2")
+        time.sleep(0.3)
+        assert len(target.of(url)) == 1
+    finally:
+        load_settings.cache_clear()
+        tasks_api.cache_clear()  # type: ignore[attr-defined]

@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import flask
+import httpx2
 import pytest
 from google.api_core import exceptions as api_exceptions
 from google.api_core.exceptions import RetryError
 
 from imagegen.api import router
 from imagegen.config import load_settings
+from imagegen.google_api import errors
 from imagegen.http import ascii_int, is_infrastructure_error
 
+FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 app = flask.Flask(__name__)
 
 
@@ -79,6 +85,9 @@ def test_a_bug_is_a_500_with_a_json_body_and_its_stack_trace_logged(
     [
         api_exceptions.ServiceUnavailable("down"),
         RetryError("Timeout of 15.0s exceeded", None),
+        errors.Unavailable("down", http_status=503),
+        errors.NotFound("no such queue", http_status=404),
+        httpx2.ConnectError("refused"),
         ConnectionRefusedError(111, "refused"),
         TimeoutError("timed out"),
     ],
@@ -92,6 +101,17 @@ def test_an_infrastructure_error_is_a_503_to_retry(monkeypatch: pytest.MonkeyPat
 @pytest.mark.parametrize("exc", [KeyError("x"), TypeError("x"), ValueError("x"), AttributeError("x"), ZeroDivisionError()])
 def test_programming_errors_are_not_infrastructure(exc: Exception) -> None:
     assert not is_infrastructure_error(exc)
+
+
+def test_the_check_imports_no_client_library() -> None:
+    """Only libraries already loaded are asked: an error of one never imported cannot exist."""
+    script = (
+        "import sys; from imagegen.http import is_infrastructure_error as check; "
+        "assert not check(KeyError()) and check(TimeoutError()); "
+        "print(sorted(m for m in ('grpc', 'google.api_core', 'httpx2') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=FUNCTIONS, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(
