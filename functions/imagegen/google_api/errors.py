@@ -2,7 +2,12 @@
 
 ``{"error": {"code": 409, "status": "ALREADY_EXISTS", "message": "..."}}``:
 the class follows the canonical ``status`` (the HTTP code alone is ambiguous:
-409 is both ``ABORTED`` and ``ALREADY_EXISTS``).
+409 is both ``ABORTED`` and ``ALREADY_EXISTS``). Cloud Storage's JSON API
+sends no ``status`` (``{"error": {"code": 412, "message": "...", "errors":
+[...]}}``): the HTTP code decides, and its 412 (an ``ifGenerationMatch`` or
+other precondition not met) is ``FailedPrecondition``, the canonical code of
+a request whose precondition does not hold (Firestore's failed ``updateTime``
+precondition is the same class).
 """
 
 from __future__ import annotations
@@ -78,7 +83,7 @@ _BY_STATUS: dict[str, type[ApiError]] = {
     )
 }
 _BY_HTTP = {400: InvalidArgument, 401: Unauthenticated, 403: PermissionDenied, 404: NotFound, 409: Aborted,
-            429: ResourceExhausted, 500: Internal, 503: Unavailable, 504: DeadlineExceeded}
+            412: FailedPrecondition, 429: ResourceExhausted, 500: Internal, 503: Unavailable, 504: DeadlineExceeded}
 
 TRANSIENT = (Unavailable, DeadlineExceeded, Internal, ResourceExhausted)
 """Worth the same request again after a pause (Google's retry guidance for idempotent calls)."""
