@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 from imagegen.config import load_settings
 
 if TYPE_CHECKING:
-    from google.cloud import firestore, storage  # type: ignore[attr-defined]
+    from google.cloud import firestore
 
     from imagegen.firestore.database import Database
     from imagegen.google_api.rest import RestApi
@@ -44,6 +44,7 @@ def shared(factory: Callable[[], T]) -> Callable[[], T]:
 
 _DATASTORE_SCOPE = "https://www.googleapis.com/auth/datastore"
 _CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+_STORAGE_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 
 
 @shared
@@ -81,13 +82,12 @@ def firestore_client() -> firestore.Client:
 
 
 @shared
-def storage_client() -> storage.Client:
-    from google.cloud import storage  # type: ignore[attr-defined]
+def storage_api() -> RestApi:
+    """Cloud Storage's JSON API (``imagegen.storage``): the emulator's when ``STORAGE_EMULATOR_HOST`` is set."""
+    from imagegen.google_api.rest import RestApi
 
-    settings = load_settings()
-    if settings.storage_emulator_host:
-        from google.auth.credentials import AnonymousCredentials
-
-        return storage.Client(project=settings.project, credentials=AnonymousCredentials())
-    return storage.Client(project=settings.project)
+    emulator = load_settings().storage_emulator_host
+    if emulator:  # gcp-storage-emulator serves the same paths and takes no token
+        return RestApi(emulator, scopes=(), emulator_token="")
+    return RestApi("https://storage.googleapis.com", scopes=(_STORAGE_SCOPE,))
 

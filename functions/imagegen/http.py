@@ -65,8 +65,8 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     Google API errors (``RetryError`` included, and the REST calls'
     ``google_api.errors.ApiError``), gRPC and transport errors, and
     ``OSError``: refused connections, timeouts, and the errors of the
-    ``requests`` transport the Storage client uses (``RequestException`` is
-    an ``OSError``). Anything else is a bug: 500.
+    ``requests`` transport google-cloud-storage signs URLs over
+    (``RequestException`` is an ``OSError``). Anything else is a bug: 500.
     """
     if isinstance(exc, OSError):
         return True

@@ -13,19 +13,34 @@ because signed URLs expire):
 * ``signed``: a V4 signed URL valid ``SIGNED_URL_TTL_SECONDS``. With a key
   file the credentials sign locally; on Cloud Functions (no key) signing goes
   through IAM ``signBlob`` as the function's service account.
+
+The bucket is read and written over Cloud Storage's JSON API
+(``clients.storage_api``, a ``google_api.RestApi``): google-cloud-storage,
+with requests and google-resumable-media behind it, is imported only to sign
+URLs (V4 signing is what that SDK is for).
 """
 
 from __future__ import annotations
 
+import json
+import uuid
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from imagegen.clients import shared, storage_client
+from imagegen.clients import shared, storage_api
 from imagegen.config import load_settings
+from imagegen.google_api import errors
+
+if TYPE_CHECKING:
+    import httpx2
+
+    from imagegen.google_api.auth import HttpxRequest
 
 IMAGES_PREFIX = "generated_images"
 _CACHE_CONTROL = "private, max-age=86400"
+_PAGE_SIZE = 1000  # objects per listing page: the API's maximum
 
 
 def object_name(job_id: str, index: int, extension: str) -> str:
@@ -36,52 +51,95 @@ def thumbnail_name(job_id: str, index: int) -> str:
     return f"{IMAGES_PREFIX}/{job_id}/image_{index}_thumb.webp"
 
 
-def _bucket() -> Any:
-    return storage_client().bucket(load_settings().images_bucket)
+def _objects_path(bucket: str) -> str:
+    return f"/storage/v1/b/{quote(bucket, safe='')}/o"
 
 
-def upload(name: str, data: bytes, content_type: str) -> int | None:
-    """Write one image (safe to repeat: the name is deterministic); its generation."""
-    from google.cloud.storage.retry import DEFAULT_RETRY
+def _object_path(bucket: str, name: str) -> str:
+    """The object's JSON API path: its name is one path segment, slashes percent-encoded too."""
+    return f"{_objects_path(bucket)}/{quote(name, safe='')}"
 
-    blob = _bucket().blob(name)
-    blob.cache_control = _CACHE_CONTROL
-    blob.upload_from_string(data, content_type=content_type, retry=DEFAULT_RETRY)
-    return blob.generation
+
+def upload(name: str, data: bytes, content_type: str) -> int:
+    """Write one image; its generation.
+
+    One multipart request (the object's metadata, then its bytes), sent again
+    on transient errors: the name is deterministic, so a repeat rewrites the
+    same object with the same bytes.
+    """
+    bucket = load_settings().images_bucket
+    metadata = {"name": name, "contentType": content_type, "cacheControl": _CACHE_CONTROL}
+    boundary = uuid.uuid4().hex
+    parts = [
+        f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
+        json.dumps(metadata).encode(),
+        f"\r\n--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode(),
+        data,
+        f"\r\n--{boundary}--\r\n".encode(),
+    ]
+    response = storage_api().request(
+        "POST",
+        f"/upload{_objects_path(bucket)}",
+        params={"uploadType": "multipart"},
+        content=b"".join(parts),
+        headers={"Content-Type": f'multipart/related; boundary="{boundary}"'},
+        idempotent=True,
+    )
+    return int(response.json()["generation"])
 
 
 def delete(name: str, generation: int | None = None) -> None:
     """Remove an object if it exists (best effort: a leftover is only wasted bytes).
 
     With ``generation``, only that version: an object rewritten since (by a
-    newer delivery) is left alone.
+    newer delivery) is left alone (``ifGenerationMatch``: 412, ignored).
     """
-    from google.api_core.exceptions import NotFound, PreconditionFailed
-
+    params = {"ifGenerationMatch": str(generation)} if generation is not None else None
+    path = _object_path(load_settings().images_bucket, name)
     try:
-        _bucket().blob(name).delete(if_generation_match=generation)
-    except (NotFound, PreconditionFailed):
+        storage_api().request("DELETE", path, params=params, idempotent=True)
+    except (errors.NotFound, errors.FailedPrecondition):
         pass
 
 
 def delete_job_images(job_id: str) -> None:
     """Remove every stored image of a job (cancelled jobs keep none)."""
-    for blob in storage_client().list_blobs(
-        load_settings().images_bucket, prefix=f"{IMAGES_PREFIX}/{job_id}/"
-    ):
-        delete(blob.name)
+    for name in _names(f"{IMAGES_PREFIX}/{job_id}/"):
+        delete(name)
+
+
+def _names(prefix: str, page_size: int = _PAGE_SIZE) -> Iterator[str]:
+    """The names of the images bucket's objects under ``prefix``, page after page."""
+    params = {"prefix": prefix, "maxResults": str(page_size), "fields": "items(name),nextPageToken"}
+    path = _objects_path(load_settings().images_bucket)
+    while True:
+        page = storage_api().call("GET", path, params=params, idempotent=True)
+        yield from (item["name"] for item in page.get("items", []))
+        if not page.get("nextPageToken"):
+            return
+        params = {**params, "pageToken": page["nextPageToken"]}
 
 
 def download(name: str) -> tuple[bytes, str] | None:
     """The object's bytes and Content-Type, or None when it does not exist."""
-    from google.api_core.exceptions import NotFound
-
-    blob = _bucket().blob(name)
     try:
-        data = blob.download_as_bytes()
-    except NotFound:
+        response = read_object(load_settings().images_bucket, name)
+    except errors.NotFound:
         return None
-    return data, blob.content_type or "application/octet-stream"
+    return response.content, response.headers.get("content-type") or "application/octet-stream"
+
+
+def object_size(bucket: str, name: str, *, timeout: float | None = None) -> int:
+    """The object's size in bytes, from its metadata; raises ``errors.ApiError`` (``NotFound``...)."""
+    path = _object_path(bucket, name)
+    resource = storage_api().request("GET", path, params={"fields": "size"}, idempotent=True, timeout=timeout)
+    return int(resource.json().get("size") or 0)
+
+
+def read_object(bucket: str, name: str, *, timeout: float | None = None) -> httpx2.Response:
+    """The object's media response (``.content``, its ``Content-Type``); raises ``errors.ApiError``."""
+    path = _object_path(bucket, name)
+    return storage_api().request("GET", path, params={"alt": "media"}, idempotent=True, timeout=timeout)
 
 
 def object_uri(name: str) -> str:
@@ -109,9 +167,26 @@ def _signing_credentials() -> Any:
     return credentials
 
 
+@shared
+def _signing_client() -> Any:
+    """The official client, only to sign (it holds the signing credentials)."""
+    from google.cloud import storage  # type: ignore[attr-defined]
+
+    return storage.Client(project=load_settings().project, credentials=_signing_credentials())
+
+
+@shared
+def _refresh_transport() -> HttpxRequest:
+    """google-auth's transport to refresh the signing credentials: httpx2, not requests."""
+    import httpx2
+
+    from imagegen.google_api.auth import HttpxRequest
+
+    return HttpxRequest(httpx2.Client(timeout=httpx2.Timeout(30.0, connect=5.0)))
+
+
 def _signed_url(name: str) -> str:
     from google.auth import credentials as auth_credentials
-    from google.auth.transport import requests
 
     settings = load_settings()
     credentials = _signing_credentials()
@@ -126,7 +201,8 @@ def _signed_url(name: str) -> str:
         options["credentials"] = credentials
     else:
         if not credentials.valid:
-            credentials.refresh(requests.Request())
+            credentials.refresh(_refresh_transport())
         options["service_account_email"] = credentials.service_account_email
         options["access_token"] = credentials.token
-    return _bucket().blob(name).generate_signed_url(**options)
+    blob = _signing_client().bucket(settings.images_bucket).blob(name)
+    return blob.generate_signed_url(**options)

@@ -10,9 +10,9 @@ the imports inside the function. From an entry point, every reachable node's
 own code is searched for the operations in ``OPERATIONS``.
 
 It over-approximates inside a function (both branches of an ``if`` count),
-which is why rows of the IAM table can carry a ``when`` condition; it misses
-calls made through objects it cannot name (a blob kept in a variable not called
-``blob``), which is why those methods are matched on the receiver's text.
+which is why rows of the IAM table can carry a ``when`` condition. A REST call
+(``imagegen.google_api``) names no method to find: the function that makes it
+is listed in ``CLIENT_NODES`` with its operation.
 """
 
 from __future__ import annotations
@@ -31,23 +31,15 @@ CLIENT_NODES = {
     "imagegen.clients:database": "firestore",
     "imagegen.clients:firestore_client": "firestore",
     "imagegen.task_queue:create_task": "tasks.create",
+    "imagegen.storage:upload": "storage.create",
+    "imagegen.storage:delete": "storage.delete",
+    "imagegen.storage:_names": "storage.list",
+    "imagegen.storage:object_size": "storage.get",
+    "imagegen.storage:read_object": "storage.get",
 }
 
 # Method names specific enough to mean one Google API operation wherever called.
 METHODS = {
-    "download_as_bytes": "storage.get",
-    "download_as_text": "storage.get",
-    "download_to_filename": "storage.get",
-    "get_blob": "storage.get",
-    "upload_from_string": "storage.create",
-    "upload_from_file": "storage.create",
-    "upload_from_filename": "storage.create",
-    "compose": "storage.create",
-    "rewrite": "storage.create",
-    "copy_blob": "storage.create",
-    "delete_blob": "storage.delete",
-    "delete_blobs": "storage.delete",
-    "list_blobs": "storage.list",
     "generate_signed_url": "storage.sign",
     "create_task": "tasks.create",
     "delete_task": "tasks.delete",
@@ -57,16 +49,8 @@ METHODS = {
     "edit_image": "gemini",
 }
 
-# Generic method names that are a Storage call when the receiver is a blob.
-BLOB_METHODS = {
-    "delete": "storage.delete",
-    "exists": "storage.get",
-    "reload": "storage.get",
-    "patch": "storage.update",
-}
-
 # Every operation the scanner can report (rows of the IAM table use these).
-OPERATIONS = frozenset(CLIENT_NODES.values()) | frozenset(METHODS.values()) | frozenset(BLOB_METHODS.values())
+OPERATIONS = frozenset(CLIENT_NODES.values()) | frozenset(METHODS.values())
 
 
 MODULE_CODE = "<module>"
@@ -203,8 +187,6 @@ def call_graph() -> CallGraph:
                 method = sub.func.attr
                 if method in METHODS:
                     node.ops.add(METHODS[method])
-                elif method in BLOB_METHODS and "blob" in ast.unparse(sub.func.value).lower():
-                    node.ops.add(BLOB_METHODS[method])
             if not isinstance(sub, (ast.Name, ast.Attribute)):
                 continue
             parts = _dotted(sub)

@@ -15,7 +15,7 @@ from another entry point), and test_iam says "<function> reaches <operation>
      ``webhook_trigger``, ``webhook_delivery``, ``sweeper``; or a platform
      identity: ``tasks_invoker``, ``scheduler``, ``builder``; or ``allUsers``).
    * operation: what tests/infra/code_calls.py reports (``firestore``,
-     ``storage.get|create|delete|list|update|sign``, ``tasks.create``,
+     ``storage.get|create|delete|list|sign``, ``tasks.create``,
      ``gemini``), or a platform operation (``secret.env``, ``eventarc.trigger``,
      ``invoke``, ``build``) that the code cannot show.
    * permissions: the IAM permissions of that call (Google's API reference

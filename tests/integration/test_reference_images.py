@@ -80,6 +80,16 @@ def test_a_gs_object_that_is_not_an_image_is_invalid(api: Any, standin: Any) -> 
     assert standin.calls() == []
 
 
+def test_a_missing_gs_object_is_unreachable(api: Any, standin: Any) -> None:
+    uri = f"gs://{BUCKET}/inputs/{uuid.uuid4().hex}.png"
+    job_id = create_job(api, input_image_urls=[uri])
+    assert api.wait_for_job(job_id)["status"] == "FAILED"
+    result = api.get(f"/api/images/result/{job_id}").json()
+    assert result["errors"] == [f"Image source inaccessible : objet introuvable (image de référence 1 : {uri})"]
+    assert result["error_code"] == "input_image_unreachable"
+    assert standin.calls() == []
+
+
 def test_gs_uris_outside_the_allowed_buckets_and_bad_items_are_400s(api: Any) -> None:
     cases = {
         "gs://someone-elses-bucket/a.png": f"input_image_urls[0] : bucket someone-elses-bucket non autorisé ({BUCKET})",

@@ -16,11 +16,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from imagegen.clients import storage_client
+import httpx2
+
+from imagegen import storage
 from imagegen.config import Settings, load_settings
 from imagegen.generation.gemini import SourceImage
 from imagegen.generation.imaging import ImageError, prepare_input
 from imagegen.generation.source_image import TOO_SLOW, TOTAL_SECONDS, SourceImageError, fetch
+from imagegen.google_api import errors
 
 GS_URI = re.compile(r"^gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/([^\r\n]{1,1024})\Z")
 _MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
@@ -62,26 +65,24 @@ def _one(url: str) -> SourceImage:
 
 def _from_bucket(uri: str, bucket: str, name: str) -> SourceImage:
     """A ``gs://`` object, read as the worker (capped like a download)."""
-    from google.api_core.exceptions import Forbidden, NotFound
-
     settings = load_settings()
     if bucket not in allowed_buckets(settings):
         raise SourceImageError(f"Image source refusée : bucket {bucket} non autorisé")
-    blob = storage_client().bucket(bucket).blob(name)
     deadline = time.monotonic() + TOTAL_SECONDS  # the same cap as a download, both calls together
     try:
-        blob.reload(timeout=TOTAL_SECONDS)
-        if (blob.size or 0) > settings.input_image_max_bytes:
+        if storage.object_size(bucket, name, timeout=TOTAL_SECONDS) > settings.input_image_max_bytes:
             mib = settings.input_image_max_bytes // (1024 * 1024)
             raise SourceImageError(f"Image source trop volumineuse (plus de {mib} Mo)")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise SourceImageError(TOO_SLOW)
-        original = blob.download_as_bytes(timeout=remaining)
-    except NotFound as exc:
+        original = storage.read_object(bucket, name, timeout=remaining).content
+    except errors.NotFound as exc:
         raise SourceImageError("Image source inaccessible : objet introuvable") from exc
-    except Forbidden as exc:
+    except errors.PermissionDenied as exc:
         raise SourceImageError("Image source refusée : lecture non autorisée") from exc
+    except httpx2.TimeoutException as exc:
+        raise SourceImageError(TOO_SLOW) from exc
     try:
         data, mime_type = prepare_input(original)
     except ImageError as exc:

@@ -1,1 +1,1 @@
-"""Google REST APIs (Firestore, Cloud Tasks) over httpx2, the HTTP client google-genai brings."""
+"""Google REST APIs (Firestore, Cloud Tasks, Cloud Storage) over httpx2, the HTTP client google-genai brings."""
