@@ -97,12 +97,14 @@ def test_every_function_port_answers(stack: Stack) -> None:
 def test_every_function_process_runs_on_the_functions_venv(stack: Stack) -> None:
     """The interpreter of each running function is the lock-only venv's (its console script's shebang),
     never ``.venv``'s, whose dev tools would let an import the lock lacks pass here."""
-    interpreter = stack.root / FUNCTIONS_VENV / "bin"
+    interpreter = (stack.root / FUNCTIONS_VENV / "bin").resolve()  # a worktree's venv can be a symlink
     for name in FUNCTIONS:
         pid = stack.pid(name)
         assert pid is not None, name
         python, script, *_ = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
-        assert (Path(python).parent, Path(script)) == (interpreter, interpreter / "functions-framework"), name
+        assert (Path(python).parent.resolve(), Path(script).resolve()) == (
+            interpreter, interpreter / "functions-framework"
+        ), name
 
 
 def test_killed_worker_comes_back_on_restart(stack: Stack) -> None:
