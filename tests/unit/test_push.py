@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import flask
@@ -115,3 +115,37 @@ def test_event_bodies_carry_the_result_only_at_the_end() -> None:
 
 def test_event_text_is_one_sse_block() -> None:
     assert events.format_event(12, '{"a":1}') == 'id: 12\nevent: status\ndata: {"a":1}\n\n'
+
+
+class _Watch:
+    """A JobWatch that reports the given states, then times out."""
+
+    TIMEOUT = long_poll.JobWatch.TIMEOUT
+    states: list[Any] = []
+
+    def __init__(self, _job_id: str) -> None:
+        self._states = list(type(self).states)
+
+    def __enter__(self) -> _Watch:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        pass
+
+    def next(self, _timeout: float) -> Any:
+        return self._states.pop(0) if self._states else self.TIMEOUT
+
+
+def test_a_long_poll_never_answers_a_state_older_than_it_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    from imagegen.api.job_watch import JobState
+
+    read = _job("SAVING", progress=95)
+    older = _job(progress=90, updated_at=NOW - timedelta(milliseconds=300))
+    newer = _job("COMPLETED", progress=100, updated_at=NOW + timedelta(milliseconds=300))
+    _Watch.states = [JobState(1, older), JobState(3, newer)]
+    monkeypatch.setattr(long_poll, "JobWatch", _Watch)
+    with APP.test_request_context("/s?wait=1", headers={"If-None-Match": long_poll.etag(status_body(read))}):
+        assert long_poll.wait_for_change(flask.request, read, 1)["progress"] == 100
+    _Watch.states = [JobState(1, older)]
+    with APP.test_request_context("/s?wait=1", headers={"If-None-Match": long_poll.etag(status_body(read))}):
+        assert long_poll.wait_for_change(flask.request, read, 1)["progress"] == 95  # timed out on what it read

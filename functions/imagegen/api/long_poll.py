@@ -71,7 +71,9 @@ def wait_for_change(request: flask.Request, job: dict[str, Any], wait: int) -> d
             state = watch.next(remaining(deadline))
             if state is None:
                 break
-            if state is not JobWatch.TIMEOUT:
+            # The listener's first snapshot can trail the read this wait started from:
+            # a state older than that is no change (it would move the caller backwards).
+            if state is not JobWatch.TIMEOUT and state.job["updated_at"] >= job["updated_at"]:
                 job = state.job
                 if status_body(job) != seen:
                     break
