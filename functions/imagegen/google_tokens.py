@@ -40,11 +40,10 @@ class _CachedCerts:
     """
 
     def __init__(self) -> None:
-        import httpx2
-
         from imagegen.google_api.auth import HttpxRequest
+        from imagegen.google_api.rest import http_client
 
-        self._fetch = HttpxRequest(httpx2.Client(timeout=10.0))
+        self._fetch = HttpxRequest(http_client())
         self._lock = threading.Lock()
         self._responses: dict[str, tuple[float, Any]] = {}
 

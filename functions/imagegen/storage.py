@@ -178,11 +178,10 @@ def _signing_client() -> Any:
 @shared
 def _refresh_transport() -> HttpxRequest:
     """google-auth's transport to refresh the signing credentials: httpx2, not requests."""
-    import httpx2
-
     from imagegen.google_api.auth import HttpxRequest
+    from imagegen.google_api.rest import http_client
 
-    return HttpxRequest(httpx2.Client(timeout=httpx2.Timeout(30.0, connect=5.0)))
+    return HttpxRequest(http_client())
 
 
 def _signed_url(name: str) -> str:
