@@ -314,6 +314,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # see emulator/__init__.py
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:

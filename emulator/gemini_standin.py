@@ -858,6 +858,7 @@ class _StandinHTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # see emulator/__init__.py
     server: _StandinHTTPServer
 
     def do_GET(self) -> None:

@@ -83,6 +83,7 @@ class RestServer(ThreadingHTTPServer):
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive: the functions' client reuses its connections
+            disable_nagle_algorithm = True  # see emulator/__init__.py
 
             def do_GET(self) -> None:
                 body = self._body()
