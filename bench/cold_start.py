@@ -34,7 +34,6 @@ import argparse
 import collections
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "functions"))
 
-from emulator.stack import PORTS, Stack, function_argv, functions_bin, tcp_answers  # noqa: E402
+from emulator.stack import PORTS, Stack, free_port, function_argv, functions_bin, tcp_answers  # noqa: E402
 
 BARE_SOURCE = '''import functions_framework
 
@@ -85,12 +84,6 @@ def floor(request):
     return "ok"
 '''
 _IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)$")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class _Process:

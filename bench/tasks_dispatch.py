@@ -16,7 +16,6 @@ loopback HTTP target, then prints, against a baseline measured in the same run
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,13 +33,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from emulator.stack import free_port  # noqa: E402
+
 PARENT = "projects/bench/locations/here"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Target(ThreadingHTTPServer):

@@ -120,6 +120,13 @@ def port_in_use(port: int, host: str = HOST) -> bool:
     return False
 
 
+def free_port(host: str = HOST) -> int:
+    """A port nothing listens on right now (the kernel's pick), for a process to bind next."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 def tcp_answers(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):

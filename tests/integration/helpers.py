@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +14,7 @@ from typing import Any
 import requests
 from PIL import Image
 
-from emulator.stack import PORTS, Stack, function_argv
+from emulator.stack import PORTS, Stack, free_port, function_argv
 from tests.tokens import cloud_tasks_token
 
 BUCKET = "imagegen-local-images"
@@ -69,9 +68,7 @@ def deliver_task(stack: Stack, job_id: str, **headers: str) -> requests.Response
 @contextlib.contextmanager
 def side_api(env: dict[str, str]) -> Iterator[str]:
     """A second API process under functions-framework with its own environment."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         function_argv(ROOT, "api", port),
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -6,7 +6,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from emulator.stack import Stack
+from emulator.stack import Stack, free_port
 from imagegen_client import ImageGenClient
 from tests.conftest import API_BASE_URL
 from tests.integration.helpers import create_job
@@ -128,9 +127,7 @@ def test_ctrl_c_cancels_the_job_generate_created(standin: Any, make_key: Any, tm
 
 
 def test_unreachable_api_and_bad_usage_have_their_exit_codes(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        nowhere = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    nowhere = f"http://127.0.0.1:{free_port()}"
     done = imagegen("status", "img_abcdefgh", url=nowhere)
     assert done.returncode == 5 and done.stderr.startswith("imagegen: GET "), done.stderr
     assert imagegen("generate", cwd=tmp_path).returncode == 2  # no prompt: argparse's usage error

@@ -30,18 +30,13 @@ from google.api_core import exceptions
 
 from emulator.cloud_tasks.config import infra_queues
 from emulator.cloud_tasks.oidc import CERTS_PATH
+from emulator.stack import free_port
 from tests.loopback import LoopbackServer, QuietHandler
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT, LOCATION = "emulator-test", "here"
 PARENT = f"projects/{PROJECT}/locations/{LOCATION}"
 ACCOUNT = "tasks-invoker@emulator-test.iam.gserviceaccount.com"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -26,7 +25,7 @@ import pytest
 import requests
 import standardwebhooks
 
-from emulator.stack import HOST, Stack, function_argv, tcp_answers
+from emulator.stack import HOST, Stack, free_port, function_argv, tcp_answers
 from imagegen.webhooks import messages
 from tests.firestore_events import Version, document_event
 from tests.loopback import Received, Receiver
@@ -314,9 +313,7 @@ def trigger_with(stack: Stack) -> Iterator[Any]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start(name: str, **env: str) -> str:
-        with socket.socket() as probe:
-            probe.bind((HOST, 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         argv = function_argv(stack.root, "webhook_trigger", port)
         log = open(stack.log_dir / f"webhook_trigger_{name}.log", "wb")  # noqa: SIM115
         process = subprocess.Popen(

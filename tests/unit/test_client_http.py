@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from emulator.stack import free_port
 from imagegen_client import (
     APIConnectionError,
     AsyncImageGenClient,
@@ -116,9 +116,7 @@ def test_a_retried_create_keeps_its_idempotency_key(run: Any, scripted: Any) -> 
 
 
 def test_an_unreachable_api_is_a_connection_error(run: Any) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     server = type("Nowhere", (), {"base_url": f"http://127.0.0.1:{port}"})()
     with pytest.raises(APIConnectionError) as caught:
         run(server, lambda client: client.status("img_abcdefgh"), max_retries=1)
