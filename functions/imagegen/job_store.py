@@ -363,7 +363,7 @@ def list_jobs(
         if cursor is None or cursor.data is None or cursor.data.get("owner") != owner:
             return None
         query = query.start_after(database().name(cursor.path), cursor.data)
-    return [snapshot.data for snapshot in database().run(query.limit(limit)) if snapshot.data is not None]
+    return database().find(query.limit(limit))
 
 
 def _created_since(owner: str, since: datetime) -> Query:
@@ -378,7 +378,7 @@ def count_created_since(owner: str, since: datetime) -> int:
 
 def oldest_created_since(owner: str, since: datetime) -> datetime | None:
     query = _created_since(owner, since).order_by("created_at").limit(1)
-    return next((snapshot.data["created_at"] for snapshot in database().run(query) if snapshot.data), None)
+    return next((job["created_at"] for job in database().find(query)), None)
 
 
 def watch_job(job_id: str, on_change: Callable[[Any], None]) -> Any:
@@ -404,7 +404,7 @@ def _jobs_where(limit: int, *conditions: tuple[str, str, Any]) -> list[dict[str,
     query = _jobs()
     for field, operator, value in conditions:
         query = query.where(field, operator, value)
-    return [snapshot.data for snapshot in database().run(query.limit(limit)) if snapshot.data is not None]
+    return database().find(query.limit(limit))
 
 
 def unqueued_jobs(created_before: datetime, limit: int) -> list[dict[str, Any]]:

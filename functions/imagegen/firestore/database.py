@@ -88,12 +88,16 @@ class Database:
     def _url(self, name: str) -> str:
         return "/" + quote(name, safe="/()")
 
+    def _rpc(self, method: str, body: dict[str, Any], *, idempotent: bool) -> Any:
+        """``POST {database}/documents:{method}``: the database's custom methods (commit, runQuery...)."""
+        return self._api.call("POST", f"{self._url(self.root)}:{method}", body, idempotent=idempotent)
+
     # ------------------------------------------------------------ reads
 
     def get(self, path: str, *, transaction: str | None = None) -> Snapshot:
         if transaction:  # batchGet, as the SDK reads in a transaction (GET ?transaction= hangs on the emulator)
             body = {"documents": [self.name(path)], "transaction": transaction}
-            (result,) = self._api.call("POST", self._url(self.root) + ":batchGet", body, idempotent=True)
+            (result,) = self._rpc("batchGet", body, idempotent=True)
             return self._snapshot(result["found"]) if "found" in result else Snapshot(path, None)
         try:
             document = self._api.call("GET", self._url(self.name(path)), idempotent=True)
@@ -113,8 +117,12 @@ class Database:
         body: dict[str, Any] = {"structuredQuery": query.to_json()}
         if transaction:
             body["transaction"] = transaction
-        results = self._api.call("POST", self._url(self.root) + ":runQuery", body, idempotent=True)
+        results = self._rpc("runQuery", body, idempotent=True)
         return [self._snapshot(result["document"]) for result in results if "document" in result]
+
+    def find(self, query: Query) -> list[dict[str, Any]]:
+        """The fields of each document ``query`` matches (a query only returns documents that exist)."""
+        return [snapshot.data or {} for snapshot in self.run(query)]
 
     def aggregate(self, query: Query, aggregations: dict[str, Aggregation]) -> dict[str, Any]:
         """``{alias: value}`` of ``count``/``sum`` aggregations (at most 5) over ``query``."""
@@ -123,7 +131,7 @@ class Database:
             for alias, (kind, name) in aggregations.items()
         ]
         body = {"structuredAggregationQuery": {"structuredQuery": query.to_json(), "aggregations": wanted}}
-        results = self._api.call("POST", self._url(self.root) + ":runAggregationQuery", body, idempotent=True)
+        results = self._rpc("runAggregationQuery", body, idempotent=True)
         fields: dict[str, Any] = next(
             (result["result"].get("aggregateFields", {}) for result in results if "result" in result), {}
         )
@@ -155,7 +163,7 @@ class Database:
         body: dict[str, Any] = {"writes": writes}
         if transaction:
             body["transaction"] = transaction
-        self._api.call("POST", self._url(self.root) + ":commit", body, idempotent=False)
+        self._rpc("commit", body, idempotent=False)
 
     def create(self, path: str, data: dict[str, Any]) -> None:
         self.commit([self.create_write(path, data)])
@@ -181,8 +189,7 @@ class Database:
         delay, retrying, attempt = _TX_BACKOFF, None, 1
         while True:
             options: dict[str, Any] = {"readWrite": {"retryTransaction": retrying} if retrying else {}}
-            begun = self._api.call("POST", self._url(self.root) + ":beginTransaction", {"options": options},
-                                   idempotent=True)
+            begun = self._rpc("beginTransaction", {"options": options}, idempotent=True)
             transaction = Transaction(self, begun["transaction"])
             try:
                 result = function(transaction)
@@ -206,7 +213,6 @@ class Database:
 
     def _rollback(self, transaction_id: str) -> None:
         try:
-            self._api.call("POST", self._url(self.root) + ":rollback", {"transaction": transaction_id},
-                           idempotent=True)
+            self._rpc("rollback", {"transaction": transaction_id}, idempotent=True)
         except (errors.ApiError, httpx2.HTTPError):
             pass  # the transaction expires by itself; the caller's error matters more
