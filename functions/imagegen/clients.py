@@ -1,8 +1,8 @@
 """Google Cloud clients, each built on first use and then shared.
 
 Nothing here runs at import time: a function instance scaled up from zero
-pays only for the clients its first request really needs. The SDKs pick the
-emulators up from ``FIRESTORE_EMULATOR_HOST`` and ``STORAGE_EMULATOR_HOST``.
+pays only for the clients its first request really needs. Each REST API goes
+to its emulator when its ``*_EMULATOR_HOST`` is set (the stack sets them).
 """
 
 from __future__ import annotations
@@ -47,30 +47,32 @@ _CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _STORAGE_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 
 
+def _rest_api(production: str, scope: str, emulator: str, emulator_token: str = "") -> RestApi:
+    """``production`` with ADC for ``scope``, or the ``emulator`` base URL (when set) with its fixed token."""
+    from imagegen.google_api.rest import RestApi
+
+    if emulator:
+        return RestApi(emulator, scopes=(), emulator_token=emulator_token)
+    return RestApi(production, scopes=(scope,))
+
+
 @shared
 def database() -> Database:
     """Firestore over REST (``imagegen.firestore``): the emulator's when ``FIRESTORE_EMULATOR_HOST`` is set."""
     from imagegen.firestore.database import Database
-    from imagegen.google_api.rest import RestApi
 
     settings = load_settings()
-    if settings.firestore_emulator_host:
-        # The emulator's "owner" token bypasses security rules, as the SDK's does.
-        api = RestApi(f"http://{settings.firestore_emulator_host}/v1", scopes=(), emulator_token="owner")  # noqa: S106 (not a secret)
-    else:
-        api = RestApi("https://firestore.googleapis.com/v1", scopes=(_DATASTORE_SCOPE,))
+    host = settings.firestore_emulator_host
+    # The emulator's "owner" token bypasses security rules, as the SDK's does.
+    api = _rest_api("https://firestore.googleapis.com/v1", _DATASTORE_SCOPE, host and f"http://{host}/v1", "owner")
     return Database(api, settings.project)
 
 
 @shared
 def tasks_api() -> RestApi:
-    """Cloud Tasks v2 over REST (``task_queue``): the emulator's when ``CLOUD_TASKS_EMULATOR_HOST`` is set."""
-    from imagegen.google_api.rest import RestApi
-
+    """Cloud Tasks v2 over REST (``task_queue``): the emulator's (no credentials) when ``CLOUD_TASKS_EMULATOR_HOST`` is set."""
     host = load_settings().tasks_emulator_host
-    if host:  # the emulator takes no credentials
-        return RestApi(f"http://{host}", scopes=(), emulator_token="")
-    return RestApi("https://cloudtasks.googleapis.com", scopes=(_CLOUD_PLATFORM_SCOPE,))
+    return _rest_api("https://cloudtasks.googleapis.com", _CLOUD_PLATFORM_SCOPE, host and f"http://{host}")
 
 
 @shared
@@ -83,11 +85,7 @@ def firestore_client() -> firestore.Client:
 
 @shared
 def storage_api() -> RestApi:
-    """Cloud Storage's JSON API (``imagegen.storage``): the emulator's when ``STORAGE_EMULATOR_HOST`` is set."""
-    from imagegen.google_api.rest import RestApi
-
-    emulator = load_settings().storage_emulator_host
-    if emulator:  # gcp-storage-emulator serves the same paths and takes no token
-        return RestApi(emulator, scopes=(), emulator_token="")
-    return RestApi("https://storage.googleapis.com", scopes=(_STORAGE_SCOPE,))
+    """Cloud Storage's JSON API (``imagegen.storage``): gcp-storage-emulator's (the same paths, no token)
+    when ``STORAGE_EMULATOR_HOST`` (its URL) is set."""
+    return _rest_api("https://storage.googleapis.com", _STORAGE_SCOPE, load_settings().storage_emulator_host)
 

@@ -34,7 +34,9 @@ _TIMEOUT = httpx2.Timeout(20.0, connect=_CONNECT)
 
 @shared
 def http_client() -> httpx2.Client:
-    """The one httpx2 client of an instance's Google calls (every REST API, google-genai, tokens).
+    """The one httpx2 client of an instance's Google calls: every REST API, certificates, token refreshes.
+
+    (google-genai keeps its own: it builds its sync and async clients itself.)
 
     One client is one TLS setup (its CA bundle loads once, ~18 ms at a cold
     start) and one connection pool for all of them.
