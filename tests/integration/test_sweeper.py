@@ -73,7 +73,9 @@ def test_jobs_created_while_the_queue_is_frozen_all_end(api: Any, standin: Any, 
         assert api.wait_for_job(job_id, timeout=60)["status"] == "COMPLETED"
         assert jobs.document(job_id).get().get("queued_at") is not None
         assert stored_images(job_id) == [f"generated_images/{job_id}/image_1.png"]
-    assert len(standin.calls()) == 3  # each job ran once, however many times it was queued
+    # Each job ran once, however many times it was queued. (Its sweep also re-queues any job an
+    # earlier test left quiet, e.g. one whose 20 s model call outlived its lease: not counted.)
+    assert sum(call["prompt"].startswith(body["prompt"]) for call in standin.calls()) == 3
 
 
 def test_the_sweeper_queues_a_job_the_api_stored_but_could_not_queue(
